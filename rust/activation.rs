@@ -1,0 +1,332 @@
+//! Activation functions, their derivatives, and the fused bias-add pass.
+//!
+//! Shapes: `z` and `a` are `rows x width`, row-major, one sample per row.
+//! The derivative is taken from what the forward pass kept: the output `a` for
+//! every activation whose derivative can be written in `a` alone, the
+//! pre-activation `z` for GELU, which cannot.
+
+use crate::real::Real;
+
+/// The slope of `leaky_relu` for negative inputs (PyTorch's and Keras' default).
+pub const LEAKY_SLOPE: f64 = 0.01;
+
+/// An element-wise activation, or the row-wise softmax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Sigmoid,
+    Tanh,
+    Relu,
+    LeakyRelu,
+    Elu,
+    Gelu,
+    Softplus,
+    Softmax,
+}
+
+impl Activation {
+    /// Every activation, in the order the documentation lists them.
+    pub const ALL: [Activation; 9] = [
+        Activation::Identity,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::LeakyRelu,
+        Activation::Elu,
+        Activation::Gelu,
+        Activation::Softplus,
+        Activation::Softmax,
+    ];
+
+    /// The activation called `name` in the Python API.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The name used in the Python API and in saved files.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Elu => "elu",
+            Activation::Gelu => "gelu",
+            Activation::Softplus => "softplus",
+            Activation::Softmax => "softmax",
+        }
+    }
+
+    /// Whether the backward pass needs the pre-activation `z` and not only `a`.
+    #[must_use]
+    pub fn needs_z(self) -> bool {
+        self == Activation::Gelu
+    }
+
+    /// In place over `za` (holding `X W`, `rows x width`): add the bias, keep a
+    /// copy of `z` in `z_keep` when given, and apply the activation.
+    ///
+    /// # Panics
+    ///
+    /// If `bias.len() != width` or `za.len()` is not a multiple of `width`.
+    pub fn forward<T: Real>(self, za: &mut [T], bias: &[T], mut z_keep: Option<&mut [T]>) {
+        let width = bias.len();
+        assert!(width > 0 && za.len() % width == 0);
+        for (r, row) in za.chunks_exact_mut(width).enumerate() {
+            for (v, &b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+            if let Some(keep) = z_keep.as_deref_mut() {
+                keep[r * width..(r + 1) * width].copy_from_slice(row);
+            }
+            self.apply_row(row);
+        }
+    }
+
+    /// Applies the activation to one row of pre-activations, in place.
+    fn apply_row<T: Real>(self, row: &mut [T]) {
+        let one = T::one();
+        match self {
+            Activation::Identity => {}
+            Activation::Sigmoid => row.iter_mut().for_each(|v| *v = sigmoid(*v)),
+            Activation::Tanh => row.iter_mut().for_each(|v| *v = v.tanh()),
+            Activation::Relu => row.iter_mut().for_each(|v| *v = v.max(T::zero())),
+            Activation::LeakyRelu => {
+                let slope = T::c(LEAKY_SLOPE);
+                row.iter_mut().for_each(|v| {
+                    if *v < T::zero() {
+                        *v *= slope;
+                    }
+                });
+            }
+            Activation::Elu => row.iter_mut().for_each(|v| {
+                if *v <= T::zero() {
+                    *v = v.exp_m1();
+                }
+            }),
+            Activation::Gelu => {
+                let half = T::c(0.5);
+                let inv_sqrt2 = T::c(std::f64::consts::FRAC_1_SQRT_2);
+                row.iter_mut()
+                    .for_each(|v| *v = half * *v * (one + (*v * inv_sqrt2).erf()));
+            }
+            Activation::Softplus => row.iter_mut().for_each(|v| *v = softplus(*v)),
+            Activation::Softmax => softmax_row(row),
+        }
+    }
+
+    /// In place over `delta` (holding dL/dA, `rows x width`): multiply by the
+    /// activation's derivative, giving dL/dZ.
+    ///
+    /// `a` is the activation output; `z` is the kept pre-activation and is read
+    /// only when [`Activation::needs_z`] holds (pass an empty slice otherwise).
+    /// For softmax this is the Jacobian-vector product
+    /// `dz_i = a_i (g_i - sum_j g_j a_j)` row by row.
+    ///
+    /// # Panics
+    ///
+    /// If the slices' lengths disagree.
+    pub fn backward<T: Real>(self, delta: &mut [T], a: &[T], z: &[T], width: usize) {
+        assert!(a.len() >= delta.len());
+        let one = T::one();
+        let zero = T::zero();
+        match self {
+            Activation::Identity => {}
+            Activation::Sigmoid => {
+                for (d, &a) in delta.iter_mut().zip(a) {
+                    *d *= a * (one - a);
+                }
+            }
+            Activation::Tanh => {
+                for (d, &a) in delta.iter_mut().zip(a) {
+                    *d *= one - a * a;
+                }
+            }
+            // relu(z) > 0 exactly when z > 0, so `a` decides; the derivative at 0 is 0.
+            Activation::Relu => {
+                for (d, &a) in delta.iter_mut().zip(a) {
+                    if a <= zero {
+                        *d = zero;
+                    }
+                }
+            }
+            Activation::LeakyRelu => {
+                let slope = T::c(LEAKY_SLOPE);
+                for (d, &a) in delta.iter_mut().zip(a) {
+                    if a <= zero {
+                        *d *= slope;
+                    }
+                }
+            }
+            // For z <= 0, elu(z) = exp(z) - 1, so its derivative exp(z) is a + 1.
+            Activation::Elu => {
+                for (d, &a) in delta.iter_mut().zip(a) {
+                    if a <= zero {
+                        *d *= a + one;
+                    }
+                }
+            }
+            Activation::Gelu => {
+                assert!(z.len() >= delta.len());
+                let half = T::c(0.5);
+                let inv_sqrt2 = T::c(std::f64::consts::FRAC_1_SQRT_2);
+                let inv_sqrt_2pi = T::c(0.398_942_280_401_432_7);
+                for (d, &z) in delta.iter_mut().zip(z) {
+                    let cdf = half * (one + (z * inv_sqrt2).erf());
+                    let pdf = inv_sqrt_2pi * (-half * z * z).exp();
+                    *d *= cdf + z * pdf;
+                }
+            }
+            // softplus'(z) = sigmoid(z) = 1 - exp(-softplus(z)).
+            Activation::Softplus => {
+                for (d, &a) in delta.iter_mut().zip(a) {
+                    *d *= -(-a).exp_m1();
+                }
+            }
+            Activation::Softmax => {
+                for (drow, arow) in delta.chunks_exact_mut(width).zip(a.chunks_exact(width)) {
+                    let dot = drow.iter().zip(arow).fold(zero, |s, (&g, &a)| s + g * a);
+                    for (d, &a) in drow.iter_mut().zip(arow) {
+                        *d = a * (*d - dot);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The logistic function, evaluated without overflow for either sign.
+#[inline]
+pub fn sigmoid<T: Real>(z: T) -> T {
+    let one = T::one();
+    if z >= T::zero() {
+        one / (one + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (one + e)
+    }
+}
+
+/// `log(1 + exp(z))`, as `max(z, 0) + log1p(exp(-|z|))` so that it never overflows.
+#[inline]
+pub fn softplus<T: Real>(z: T) -> T {
+    z.max(T::zero()) + (-z.abs()).exp().ln_1p()
+}
+
+/// The log-sum-exp of a row, shifted by its maximum so that no `exp` overflows.
+#[inline]
+pub fn log_sum_exp<T: Real>(row: &[T]) -> T {
+    let m = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+    let s = row.iter().fold(T::zero(), |s, &v| s + (v - m).exp());
+    m + s.ln()
+}
+
+/// Softmax of one row in place, shifted by the row maximum.
+fn softmax_row<T: Real>(row: &mut [T]) {
+    let m = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+    let mut s = T::zero();
+    for v in row.iter_mut() {
+        *v = (*v - m).exp();
+        s += *v;
+    }
+    let inv = T::one() / s;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forward_one(act: Activation, z: f64) -> f64 {
+        let mut v = [z];
+        act.forward(&mut v, &[0.0], None);
+        v[0]
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for act in Activation::ALL {
+            assert_eq!(Activation::from_name(act.name()), Some(act));
+        }
+        assert_eq!(Activation::from_name("swish"), None);
+    }
+
+    #[test]
+    fn element_wise_derivatives_match_central_differences() {
+        let h = 1e-6;
+        for act in Activation::ALL
+            .into_iter()
+            .filter(|&a| a != Activation::Softmax)
+        {
+            for &z in &[-3.0, -0.7, -1e-3, 0.4, 2.5] {
+                let fd = (forward_one(act, z + h) - forward_one(act, z - h)) / (2.0 * h);
+                let a = forward_one(act, z);
+                let mut d = [1.0];
+                act.backward(&mut d, &[a], &[z], 1);
+                assert!(
+                    (d[0] - fd).abs() < 1e-8,
+                    "{}: z={z} analytic {} fd {fd}",
+                    act.name(),
+                    d[0]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn relu_family_derivative_at_zero_follows_the_convention() {
+        // DESIGN: ReLU'(0) = 0; leaky ReLU takes the negative slope at 0, as PyTorch does.
+        let mut d = [1.0];
+        Activation::Relu.backward(&mut d, &[0.0], &[], 1);
+        assert_eq!(d[0], 0.0);
+        let mut d = [1.0];
+        Activation::LeakyRelu.backward(&mut d, &[0.0], &[], 1);
+        assert_eq!(d[0], LEAKY_SLOPE);
+    }
+
+    #[test]
+    fn softmax_jacobian_vector_product_matches_central_differences() {
+        let z = [0.3, -1.2, 2.0];
+        let g = [0.5, -0.25, 1.5];
+        let loss = |z: &[f64]| {
+            let mut a = z.to_vec();
+            softmax_row(&mut a);
+            a.iter().zip(&g).map(|(a, g)| a * g).sum::<f64>()
+        };
+        let mut a = z.to_vec();
+        softmax_row(&mut a);
+        let mut d = g;
+        Activation::Softmax.backward(&mut d, &a, &[], 3);
+        for i in 0..3 {
+            let (mut zp, mut zm) = (z, z);
+            zp[i] += 1e-6;
+            zm[i] -= 1e-6;
+            let fd = (loss(&zp) - loss(&zm)) / 2e-6;
+            assert!((d[i] - fd).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn stable_forms_do_not_overflow() {
+        assert_eq!(sigmoid(-1000.0_f64), 0.0);
+        assert_eq!(sigmoid(1000.0_f64), 1.0);
+        assert_eq!(softplus(1000.0_f64), 1000.0);
+        assert!((log_sum_exp(&[1000.0_f64, 1000.0]) - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        let mut row = [1000.0_f32, 0.0, -1000.0];
+        softmax_row(&mut row);
+        assert_eq!(row, [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn forward_adds_bias_and_keeps_z() {
+        // z = [[1, -2], [0.5, 3]] + b = [1, 1]  ->  [[2, -1], [1.5, 4]]; relu -> [[2, 0], [1.5, 4]].
+        let mut za = [1.0, -2.0, 0.5, 3.0];
+        let mut keep = [0.0; 4];
+        Activation::Relu.forward(&mut za, &[1.0, 1.0], Some(&mut keep));
+        assert_eq!(keep, [2.0, -1.0, 1.5, 4.0]);
+        assert_eq!(za, [2.0, 0.0, 1.5, 4.0]);
+    }
+}

@@ -1,0 +1,157 @@
+//! Stochastic gradient descent with momentum, Nesterov momentum and weight decay.
+//!
+//! The update is `torch.optim.SGD`'s with `dampening = 0`, per parameter buffer:
+//!
+//! ```text
+//! g = grad + weight_decay * w          (biases too, as PyTorch does)
+//! v = momentum * v + g                 (v = g on the first step)
+//! step = g + momentum * v  if nesterov, else v   (g when momentum = 0)
+//! w -= lr * step
+//! ```
+//!
+//! Learning-rate schedules are evaluated by the caller once per epoch and passed
+//! in as `lr`.
+
+use crate::dense::{Dense, Gradient};
+use crate::real::Real;
+
+/// The hyper-parameters of one SGD step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd<T> {
+    pub lr: T,
+    pub momentum: T,
+    pub nesterov: bool,
+    pub weight_decay: T,
+}
+
+/// The optimizer's state: one velocity buffer per parameter buffer.
+///
+/// It lives outside the network so that an optimizer object carries it from one
+/// `fit` call to the next, as `torch.optim.SGD` does.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Velocity<T> {
+    /// `(dW, db)` shaped buffers per layer; empty until the first step with momentum.
+    pub layers: Vec<Gradient<T>>,
+}
+
+impl<T: Real> Sgd<T> {
+    /// Applies one step to every layer.
+    pub fn step(&self, layers: &mut [Dense<T>], grads: &[Gradient<T>], velocity: &mut Velocity<T>) {
+        let first = velocity.layers.is_empty();
+        if first && self.momentum != T::zero() {
+            // Allocated once, on the first step that needs it.
+            velocity.layers = grads
+                .iter()
+                .map(|g| Gradient {
+                    w: vec![T::zero(); g.w.len()],
+                    b: vec![T::zero(); g.b.len()],
+                })
+                .collect();
+        }
+        for (l, (layer, grad)) in layers.iter_mut().zip(grads).enumerate() {
+            match velocity.layers.get_mut(l) {
+                Some(v) => {
+                    self.update(&mut layer.w, &grad.w, Some(&mut v.w), first);
+                    self.update(&mut layer.b, &grad.b, Some(&mut v.b), first);
+                }
+                None => {
+                    self.update(&mut layer.w, &grad.w, None, first);
+                    self.update(&mut layer.b, &grad.b, None, first);
+                }
+            }
+        }
+    }
+
+    /// The update of one parameter buffer, fused into a single pass.
+    fn update(&self, w: &mut [T], grad: &[T], velocity: Option<&mut [T]>, first: bool) {
+        let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
+        match velocity {
+            Some(v) if mu != T::zero() => {
+                for ((w, &g), v) in w.iter_mut().zip(grad).zip(v.iter_mut()) {
+                    let g = g + wd * *w;
+                    *v = if first { g } else { mu * *v + g };
+                    let step = if self.nesterov { g + mu * *v } else { *v };
+                    *w -= lr * step;
+                }
+            }
+            _ => {
+                for (w, &g) in w.iter_mut().zip(grad) {
+                    let g = g + wd * *w;
+                    *w -= lr * g;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+
+    fn one_weight(w: f64) -> Vec<Dense<f64>> {
+        let mut d = Dense::zeros(1, 1, Activation::Identity);
+        d.w = vec![w];
+        vec![d]
+    }
+
+    fn grad(g: f64) -> Vec<Gradient<f64>> {
+        vec![Gradient {
+            w: vec![g],
+            b: vec![0.0],
+        }]
+    }
+
+    #[test]
+    fn momentum_follows_torch_sgd_by_hand() {
+        // lr 0.1, mu 0.9, wd 0.5, w0 = 1, grads 2 then 1:
+        // g1 = 2 + 0.5 = 2.5, v1 = 2.5, w1 = 1 - 0.25 = 0.75;
+        // g2 = 1 + 0.375 = 1.375, v2 = 2.25 + 1.375 = 3.625, w2 = 0.75 - 0.3625 = 0.3875.
+        let sgd = Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.5,
+        };
+        let mut layers = one_weight(1.0);
+        let mut v = Velocity::default();
+        sgd.step(&mut layers, &grad(2.0), &mut v);
+        assert!((layers[0].w[0] - 0.75).abs() < 1e-15);
+        sgd.step(&mut layers, &grad(1.0), &mut v);
+        assert!((layers[0].w[0] - 0.3875).abs() < 1e-15);
+        assert!((v.layers[0].w[0] - 3.625).abs() < 1e-15);
+    }
+
+    #[test]
+    fn nesterov_steps_along_gradient_plus_momentum() {
+        // lr 0.1, mu 0.5, w0 = 0, grads 1 then 1:
+        // v1 = 1, step 1 + 0.5 = 1.5, w1 = -0.15; v2 = 1.5, step 1 + 0.75, w2 = -0.325.
+        let sgd = Sgd {
+            lr: 0.1,
+            momentum: 0.5,
+            nesterov: true,
+            weight_decay: 0.0,
+        };
+        let mut layers = one_weight(0.0);
+        let mut v = Velocity::default();
+        sgd.step(&mut layers, &grad(1.0), &mut v);
+        assert!((layers[0].w[0] + 0.15).abs() < 1e-15);
+        sgd.step(&mut layers, &grad(1.0), &mut v);
+        assert!((layers[0].w[0] + 0.325).abs() < 1e-15);
+    }
+
+    #[test]
+    fn weight_decay_applies_to_biases() {
+        // b0 = 2, wd 0.5, lr 0.1, zero gradient: b1 = 2 - 0.1 * 1 = 1.9.
+        let sgd = Sgd {
+            lr: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.5,
+        };
+        let mut layers = one_weight(0.0);
+        layers[0].b = vec![2.0];
+        sgd.step(&mut layers, &grad(0.0), &mut Velocity::default());
+        assert!((layers[0].b[0] - 1.9).abs() < 1e-15);
+    }
+}

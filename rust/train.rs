@@ -1,0 +1,278 @@
+//! The epoch loop: gather a mini-batch from a shuffled index, forward, loss,
+//! backward, update; repeat until the data set is used up.
+//!
+//! Shapes: the data set `x` is `n x n_inputs`; dense targets are `n x n_outputs`,
+//! labels `n`. `order` is a permutation (or any selection) of row indices.
+
+use crate::dense::Gradient;
+use crate::loss::Targets;
+use crate::network::{Caches, Network};
+use crate::optim::{Sgd, Velocity};
+use crate::real::Real;
+
+/// Every buffer a training step writes, allocated once per batch size and reused.
+#[derive(Debug)]
+pub struct Workspace<T> {
+    /// The gathered inputs of the current batch, `batch x n_inputs`.
+    x: Vec<T>,
+    /// The gathered labels or dense targets of the current batch.
+    labels: Vec<u32>,
+    y: Vec<T>,
+    caches: Caches<T>,
+    grads: Vec<Gradient<T>>,
+}
+
+impl<T: Real> Workspace<T> {
+    /// Buffers for `net` and batches of up to `batch` rows.
+    #[must_use]
+    pub fn new(net: &Network<T>, batch: usize) -> Self {
+        Workspace {
+            x: vec![T::zero(); batch * net.n_inputs()],
+            labels: vec![0; batch],
+            y: vec![T::zero(); batch * net.n_outputs()],
+            caches: net.caches(batch),
+            grads: net.zero_gradients(),
+        }
+    }
+
+    /// Whether these buffers serve `net` at batch size `batch` as they are.
+    #[must_use]
+    pub fn fits(&self, net: &Network<T>, batch: usize) -> bool {
+        net.fits(&self.caches, batch)
+            && self.x.len() >= batch * net.n_inputs()
+            && self.grads.len() == net.layers.len()
+            && self
+                .grads
+                .iter()
+                .zip(&net.layers)
+                .all(|(g, l)| g.w.len() == l.w.len())
+    }
+}
+
+/// Running totals over the steps of an epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EpochStats {
+    /// Sum over the samples seen of each sample's loss.
+    pub loss_sum: f64,
+    /// Correct predictions (see [`crate::loss::BatchStats::correct`]).
+    pub correct: usize,
+    /// Samples trained on.
+    pub samples: usize,
+    /// Optimizer steps taken.
+    pub steps: usize,
+}
+
+/// Why an epoch ended before its last batch.
+#[derive(Debug)]
+pub enum Stop<E> {
+    /// The loss or a gradient of step `stats.steps` (0-based) was not finite; the
+    /// parameters are those before that step.
+    NonFinite { stats: EpochStats },
+    /// The callback between batches asked to stop, with its reason.
+    Interrupted { reason: E, stats: EpochStats },
+}
+
+/// One epoch of mini-batch SGD over the rows of `x` in the order `order`.
+///
+/// The last, smaller batch is kept and averaged over its own size. Between
+/// batches, `between` is called with the totals so far; an `Err` from it stops
+/// the epoch with the parameters at the last completed step.
+///
+/// # Errors
+///
+/// [`Stop::NonFinite`] when a step's loss or gradient is not finite (that step is
+/// not applied), [`Stop::Interrupted`] when `between` returns an error.
+///
+/// # Panics
+///
+/// If `ws` does not fit `net` and `batch`, `batch` is zero, or an index in
+/// `order` is out of range for `x`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch<T: Real, E>(
+    net: &mut Network<T>,
+    ws: &mut Workspace<T>,
+    x: &[T],
+    targets: Targets<'_, T>,
+    order: &[u32],
+    batch: usize,
+    sgd: &Sgd<T>,
+    velocity: &mut Velocity<T>,
+    between: &mut dyn FnMut(&EpochStats) -> Result<(), E>,
+) -> Result<EpochStats, Stop<E>> {
+    assert!(batch > 0 && ws.fits(net, batch));
+    let (f, o) = (net.n_inputs(), net.n_outputs());
+    let mut stats = EpochStats::default();
+    for idx in order.chunks(batch) {
+        let rows = idx.len();
+
+        // Gather the batch's rows from the shuffled index.
+        for (dst, &i) in ws.x.chunks_exact_mut(f).zip(idx) {
+            let i = i as usize;
+            dst.copy_from_slice(&x[i * f..(i + 1) * f]);
+        }
+        let batch_targets = match targets {
+            Targets::Labels(y) => {
+                for (dst, &i) in ws.labels.iter_mut().zip(idx) {
+                    *dst = y[i as usize];
+                }
+                Targets::Labels(&ws.labels[..rows])
+            }
+            Targets::Dense(y) => {
+                for (dst, &i) in ws.y.chunks_exact_mut(o).zip(idx) {
+                    let i = i as usize;
+                    dst.copy_from_slice(&y[i * o..(i + 1) * o]);
+                }
+                Targets::Dense(&ws.y[..rows * o])
+            }
+        };
+
+        // Forward pass and loss, with the output layer's dL/dZ.
+        let xb = &ws.x[..rows * f];
+        net.forward(xb, rows, &mut ws.caches);
+        let batch_stats = net.loss(&mut ws.caches, batch_targets, rows, true);
+        if !batch_stats.loss_sum.is_finite() {
+            return Err(Stop::NonFinite { stats });
+        }
+
+        // Backward pass; a non-finite gradient is refused before it reaches the weights.
+        net.backward(xb, rows, &mut ws.caches, &mut ws.grads);
+        if !all_finite(&ws.grads) {
+            return Err(Stop::NonFinite { stats });
+        }
+
+        // Update.
+        sgd.step(&mut net.layers, &ws.grads, velocity);
+        stats.loss_sum += batch_stats.loss_sum;
+        stats.correct += batch_stats.correct;
+        stats.samples += rows;
+        stats.steps += 1;
+
+        if let Err(reason) = between(&stats) {
+            return Err(Stop::Interrupted { reason, stats });
+        }
+    }
+    Ok(stats)
+}
+
+fn all_finite<T: Real>(grads: &[Gradient<T>]) -> bool {
+    grads
+        .iter()
+        .all(|g| g.w.iter().chain(&g.b).all(|v| v.is_finite()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::loss::Loss;
+
+    fn regression_net() -> Network<f64> {
+        let specs = [(2, 3, Activation::Tanh), (3, 1, Activation::Identity)];
+        let mut net = Network::new(&specs, Loss::Mse).unwrap();
+        net.layers[0].w = vec![0.5, -0.3, 0.2, 0.1, 0.4, -0.6];
+        net.layers[1].w = vec![0.3, -0.2, 0.5];
+        net
+    }
+
+    #[test]
+    fn epoch_equals_manual_steps_with_a_smaller_last_batch() {
+        // 5 rows in batches of 2: steps of 2, 2 and 1 rows, each averaged over itself.
+        let x = [0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8, -0.9, 1.0];
+        let y = [0.3, -0.1, 0.2, 0.5, -0.4];
+        let order = [4_u32, 1, 3, 0, 2];
+        let sgd = Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+        };
+
+        let mut manual = regression_net();
+        let mut v_manual = Velocity::default();
+        let mut expected_loss = 0.0;
+        for idx in order.chunks(2) {
+            let xb: Vec<f64> = idx
+                .iter()
+                .flat_map(|&i| x[2 * i as usize..2 * i as usize + 2].to_vec())
+                .collect();
+            let yb: Vec<f64> = idx.iter().map(|&i| y[i as usize]).collect();
+            let (l, g) = manual.loss_and_gradients(&xb, Targets::Dense(&yb), idx.len());
+            expected_loss += l * idx.len() as f64;
+            sgd.step(&mut manual.layers, &g, &mut v_manual);
+        }
+
+        let mut net = regression_net();
+        let mut ws = Workspace::new(&net, 2);
+        let mut v = Velocity::default();
+        let mut calls = 0;
+        let stats = train_epoch::<f64, ()>(
+            &mut net,
+            &mut ws,
+            &x,
+            Targets::Dense(&y),
+            &order,
+            2,
+            &sgd,
+            &mut v,
+            &mut |_| {
+                calls += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(net, manual);
+        assert_eq!((stats.steps, stats.samples, calls), (3, 5, 3));
+        assert!((stats.loss_sum - expected_loss).abs() < 1e-14);
+    }
+
+    #[test]
+    fn non_finite_loss_stops_before_the_step() {
+        let mut net = regression_net();
+        let before = net.clone();
+        let mut ws = Workspace::new(&net, 2);
+        let sgd = Sgd {
+            lr: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        };
+        let y = [f64::INFINITY, 0.0];
+        let r = train_epoch::<f64, ()>(
+            &mut net,
+            &mut ws,
+            &[0.1, 0.2, 0.3, 0.4],
+            Targets::Dense(&y),
+            &[0, 1],
+            2,
+            &sgd,
+            &mut Velocity::default(),
+            &mut |_| Ok(()),
+        );
+        assert!(matches!(r, Err(Stop::NonFinite { stats }) if stats.steps == 0));
+        assert_eq!(net, before);
+    }
+
+    #[test]
+    fn interruption_leaves_the_last_completed_step() {
+        let mut net = regression_net();
+        let mut ws = Workspace::new(&net, 1);
+        let sgd = Sgd {
+            lr: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        };
+        let r = train_epoch(
+            &mut net,
+            &mut ws,
+            &[0.1, 0.2, 0.3, 0.4],
+            Targets::Dense(&[0.5, 0.5]),
+            &[0, 1],
+            1,
+            &sgd,
+            &mut Velocity::default(),
+            &mut |s: &EpochStats| if s.steps == 1 { Err("stop") } else { Ok(()) },
+        );
+        assert!(matches!(r, Err(Stop::Interrupted { reason: "stop", stats }) if stats.steps == 1));
+    }
+}
