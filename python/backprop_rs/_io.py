@@ -1,0 +1,123 @@
+"""Saving and loading models.
+
+The file is an uncompressed ``.npz`` (a zip of ``.npy`` arrays) holding:
+
+- ``model.json``: a 1-D ``uint8`` array, the UTF-8 bytes of a JSON object
+  ``{"format": "backprop_rs", "version": 1, "engine": "core" | "reference",
+  "loss": ..., "dtype": ..., "seed": ..., "layers": [{"in_features",
+  "out_features", "activation", "init"}, ...], "rng_state": {...}}``, where
+  ``rng_state`` is the model generator's PCG64 state, so that a loaded model
+  shuffles as the saved one would have;
+- ``W0``, ``b0``, ``W1``, ``b1``, ...: each layer's weights ``(fan_in,
+  fan_out)`` and biases ``(fan_out,)``.
+
+Nothing in it is executable: ``load`` reads it with ``allow_pickle=False``.
+The optimizer's state is not saved (as with Keras' ``save_weights``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Any
+
+import numpy as np
+
+FORMAT = "backprop_rs"
+VERSION = 1
+
+
+def save(model: Any, path: Any) -> None:
+    from .reference import Sequential as ReferenceSequential
+
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "engine": "reference" if isinstance(model, ReferenceSequential) else "core",
+        "loss": model.loss,
+        "dtype": model.dtype.name,
+        "seed": model.seed,
+        "layers": [d.to_dict() for d in model.layers],
+        "rng_state": model._rng.bit_generator.state,
+    }
+    arrays: dict[str, np.ndarray] = {
+        "model.json": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    }
+    for i, (w, b) in enumerate(model.get_weights()):
+        arrays[f"W{i}"] = w
+        arrays[f"b{i}"] = b
+    with open(os.fspath(path), "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load(path: Any) -> Any:
+    """Read a model written by ``Sequential.save``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Sequential
+        A ``backprop_rs.Sequential`` (or ``backprop_rs.reference.Sequential``
+        when that one was saved) with the saved architecture, dtype, seed,
+        generator state and weights.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is not a model written by ``save`` or is damaged.
+    """
+    from . import reference
+    from ._model import Dense, Sequential
+
+    path = os.fspath(path)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{path} is not a backprop_rs model file ({e})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is a single .npy array, not a backprop_rs model file")
+    with npz:
+        try:
+            if "model.json" not in npz.files:
+                raise ValueError("it holds no model.json entry")
+            meta = json.loads(bytes(npz["model.json"]).decode())
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError("model.json does not describe a backprop_rs model")
+            if meta.get("version") != VERSION:
+                raise ValueError(
+                    f"format version {meta.get('version')!r}; this release reads "
+                    f"version {VERSION}"
+                )
+            layers = [Dense(**spec) for spec in meta["layers"]]
+            weights = [(npz[f"W{i}"], npz[f"b{i}"]) for i in range(len(layers))]
+            cls = (
+                reference.Sequential
+                if meta.get("engine") == "reference"
+                else Sequential
+            )
+            model = cls(layers, meta["loss"], dtype=meta["dtype"], seed=meta["seed"])
+            model.set_weights(weights)
+            if "rng_state" in meta:
+                model._rng.bit_generator.state = meta["rng_state"]
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            json.JSONDecodeError,
+            UnicodeDecodeError,
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+        ) as e:
+            raise ValueError(
+                f"{path} is not a valid backprop_rs model file: {e}"
+            ) from None
+    return model

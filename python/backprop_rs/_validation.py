@@ -1,0 +1,185 @@
+"""Argument checks shared by the Rust-backed model and the numpy reference.
+
+Every public entry point runs these before it touches any state, so a bad
+argument raises and leaves the model as it was. Each check returns a new array
+(or the caller's own, unmodified, when it already has the required layout): the
+caller's arrays are never written to.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
+ACTIVATIONS = (
+    "identity",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "softplus",
+    "softmax",
+)
+CLASSIFICATION_LOSSES = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+DTYPES = ("float32", "float64")
+
+
+def describe(a: np.ndarray) -> str:
+    """``'float64 array of shape (3, 4)'``, for error messages."""
+    return f"{a.dtype} array of shape {a.shape}"
+
+
+def as_numeric_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as a numpy array of a real numeric dtype, or ``TypeError``."""
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be array-like of numbers; {e}") from None
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} has dtype {a.dtype}; expected a real numeric dtype "
+            "(float or integer)"
+        )
+    return a
+
+
+def check_int(value: Any, name: str, *, minimum: int) -> int:
+    """An integer argument no smaller than ``minimum`` (booleans are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}; got {value}")
+    return int(value)
+
+
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    high_open: bool = False,
+) -> float:
+    """A finite real argument in ``[low, high]`` (``[low, high)`` with high_open)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite; got {v}")
+    if low is not None and v < low:
+        raise ValueError(f"{name} must be at least {low}; got {v}")
+    if high is not None and (v >= high if high_open else v > high):
+        bound = f"below {high}" if high_open else f"at most {high}"
+        raise ValueError(f"{name} must be {bound}; got {v}")
+    return v
+
+
+def check_finite(a: np.ndarray, name: str) -> None:
+    """``ValueError`` naming the first non-finite entry of a float array."""
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = np.argwhere(~np.isfinite(a))[0]
+        index = tuple(int(i) for i in bad)
+        value = a[index] if a.ndim else a
+        raise ValueError(
+            f"{name} contains {value} at index {index if a.ndim > 1 else index[0]}; "
+            "expected only finite values"
+        )
+
+
+def check_features(X: Any, name: str, n_features: int, dtype: np.dtype) -> np.ndarray:
+    """``X`` as a C-contiguous ``(n, n_features)`` array of ``dtype``."""
+    a = as_numeric_array(X, name)
+    if a.ndim != 2:
+        hint = ""
+        if a.ndim == 1:
+            hint = (
+                f"; reshape a single sample with {name}.reshape(1, -1) "
+                f"or a single feature with {name}.reshape(-1, 1)"
+            )
+        raise ValueError(
+            f"{name} must be 2-D (samples, features); got {describe(a)}{hint}"
+        )
+    if a.shape[0] == 0:
+        raise ValueError(f"{name} has 0 samples; expected at least 1")
+    if a.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {a.shape[1]} features, but the first layer expects "
+            f"{n_features}"
+        )
+    check_finite(a, name)
+    out = np.ascontiguousarray(a, dtype=dtype)
+    # A float64 value beyond float32's range becomes inf on conversion.
+    if out.dtype != a.dtype:
+        check_finite(out, f"{name} converted to {dtype}")
+    return out
+
+
+def check_targets(
+    y: Any, name: str, loss: str, n_outputs: int, n_samples: int, dtype: np.dtype
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Targets for ``loss``: ``(labels, None)`` or ``(None, dense)``.
+
+    Class labels (cross-entropy only) come back as C-contiguous ``uint32``;
+    dense targets as C-contiguous ``(n, n_outputs)`` of ``dtype``.
+    """
+    a = as_numeric_array(y, name)
+    if a.ndim == 0 or a.ndim > 2:
+        raise ValueError(f"{name} must be 1-D or 2-D; got {describe(a)}")
+    if a.shape[0] != n_samples:
+        raise ValueError(f"{name} has {a.shape[0]} samples, but X has {n_samples}")
+    check_finite(a, name)
+
+    if loss == "cross_entropy" and a.ndim == 1:
+        if a.dtype.kind == "f":
+            if not np.array_equal(a, np.floor(a)):
+                raise ValueError(
+                    f"{name} is a 1-D float array with non-integer values; "
+                    "cross_entropy expects integer class labels of shape (n,) "
+                    f"or targets of shape (n, {n_outputs})"
+                )
+        low, high = a.min(), a.max()
+        if low < 0 or high >= n_outputs:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"{name} holds label {bad.item()}; expected class labels in "
+                f"[0, {n_outputs}) for an output layer of {n_outputs} units"
+            )
+        return np.ascontiguousarray(a, dtype=np.uint32), None
+
+    if a.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(
+                f"{name} has shape {a.shape}, but the output layer has "
+                f"{n_outputs} units; expected shape ({n_samples}, {n_outputs})"
+            )
+        a = a.reshape(-1, 1)
+    if a.shape[1] != n_outputs:
+        raise ValueError(
+            f"{name} has shape {a.shape}; expected ({n_samples}, {n_outputs}) "
+            f"for an output layer of {n_outputs} units"
+        )
+    if loss == "binary_cross_entropy" and (a.min() < 0 or a.max() > 1):
+        bad = a.min() if a.min() < 0 else a.max()
+        raise ValueError(
+            f"{name} holds {bad.item()}; binary_cross_entropy expects targets in [0, 1]"
+        )
+    out = np.ascontiguousarray(a, dtype=dtype)
+    if out.dtype != a.dtype:
+        check_finite(out, f"{name} converted to {dtype}")
+    return None, out
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    """``float32`` or ``float64`` as a numpy dtype."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        d = None
+    if d is None or d.name not in DTYPES:
+        raise ValueError(f"dtype is {dtype!r}; expected 'float32' or 'float64'")
+    return d
