@@ -32,11 +32,14 @@ pub struct Sgd<T> {
 pub struct Velocity<T> {
     /// `(dW, db)` shaped buffers per layer; empty until the first step with momentum.
     pub layers: Vec<Gradient<T>>,
+    /// Steps taken, so that an interrupted epoch still says how far it got.
+    pub steps: u64,
 }
 
 impl<T: Real> Sgd<T> {
     /// Applies one step to every layer.
     pub fn step(&self, layers: &mut [Dense<T>], grads: &[Gradient<T>], velocity: &mut Velocity<T>) {
+        velocity.steps += 1;
         let first = velocity.layers.is_empty();
         if first && self.momentum != T::zero() {
             // Allocated once, on the first step that needs it.

@@ -472,6 +472,18 @@ impl PyNetwork {
     }
 }
 
+#[pymethods]
+impl PyVelocity {
+    /// Optimizer steps taken with this state.
+    #[getter]
+    fn steps(&self) -> u64 {
+        match &self.inner {
+            VelocityInner::F32(v) => v.steps,
+            VelocityInner::F64(v) => v.steps,
+        }
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyNetwork>()?;

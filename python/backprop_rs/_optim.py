@@ -136,8 +136,8 @@ def _check_gamma(gamma: Any) -> float:
 class SGD:
     """Stochastic gradient descent with optional momentum and weight decay.
 
-    The optimizer keeps its state (velocities and the count of completed
-    epochs, which drives the schedule), so passing the same object to a second
+    The optimizer keeps its state (velocities, ``steps_done`` and the count of
+    completed epochs ``epochs_done``, which drives the schedule), so passing the same object to a second
     ``fit`` continues exactly where the first stopped. Its state belongs to the
     first model it trains; use a new ``SGD`` for another model.
 
@@ -196,6 +196,11 @@ class SGD:
         self.epochs_done = 0
         self._velocity: Any = None
         self._owner: weakref.ref[Any] | None = None
+
+    @property
+    def steps_done(self) -> int:
+        """Optimizer steps taken so far, including those of an interrupted epoch."""
+        return 0 if self._velocity is None else int(self._velocity.steps)
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of epoch ``epoch`` (0-based) under the schedule."""

@@ -111,6 +111,7 @@ class _Velocity:
 
     def __init__(self) -> None:
         self.buffers: list[list[np.ndarray]] | None = None
+        self.steps = 0
 
 
 class _Network:
@@ -257,6 +258,7 @@ class _Network:
         weight_decay: float,
         velocity: _Velocity,
     ) -> None:
+        velocity.steps += 1
         params = [p for pair in zip(self.W, self.b) for p in pair]
         grads = [g for pair in zip(buf["dW"], buf["db"]) for g in pair]
         first = velocity.buffers is None

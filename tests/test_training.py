@@ -1,0 +1,255 @@
+"""Training behaviour: determinism, files, interruption, the GIL, accuracy."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import backprop_rs as bp
+from backprop_rs import cli
+
+MODELS = [bp.Sequential, bp.reference.Sequential]
+
+
+def digits_model(cls=bp.Sequential, seed=0, dtype="float32"):
+    return cls(
+        [bp.Dense(64, 32, activation="relu"), bp.Dense(32, 10, activation="softmax")],
+        loss="cross_entropy",
+        dtype=dtype,
+        seed=seed,
+    )
+
+
+def weights_equal(a, b):
+    return all(
+        np.array_equal(wa, wb) and np.array_equal(ba, bb)
+        for (wa, ba), (wb, bb) in zip(a, b)
+    )
+
+
+# Determinism -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_same_seed_gives_bitwise_identical_init_and_training(cls):
+    X, y = bp.datasets.load_digits()
+    a, b = digits_model(cls, seed=7), digits_model(cls, seed=7)
+    assert weights_equal(a.get_weights(), b.get_weights())
+    for m in (a, b):
+        m.fit(X, y, epochs=2, batch_size=64, optimizer=bp.SGD(0.1, momentum=0.9))
+    assert weights_equal(a.get_weights(), b.get_weights())
+    c = digits_model(cls, seed=8)
+    assert not weights_equal(a.get_weights(), c.get_weights())
+
+
+def test_core_and_reference_share_init_and_shuffles_for_a_seed():
+    core, ref = digits_model(bp.Sequential, 3), digits_model(bp.reference.Sequential, 3)
+    assert weights_equal(core.get_weights(), ref.get_weights())
+
+
+def test_global_generators_are_neither_used_nor_disturbed():
+    np.random.seed(123)
+    random.seed(123)
+    np_state, py_state = np.random.get_state(), random.getstate()
+    X, y = bp.datasets.load_digits()
+    m = digits_model(seed=None)
+    m.fit(X, y, epochs=1, batch_size=64)
+    after = np.random.get_state()
+    assert all(np.array_equal(x, z) for x, z in zip(np_state, after))
+    assert random.getstate() == py_state
+
+
+def test_init_follows_he_and_glorot_scales():
+    # He: std sqrt(2 / fan_in); Glorot: uniform with limit sqrt(6 / (in + out)).
+    m = bp.Sequential(
+        [bp.Dense(400, 300, activation="relu"), bp.Dense(300, 200, "tanh")],
+        loss="mse", seed=0,
+    )
+    (w1, b1), (w2, b2) = m.get_weights()
+    assert abs(w1.std() - np.sqrt(2 / 400)) < 0.02 * np.sqrt(2 / 400)
+    limit = np.sqrt(6 / 500)
+    assert np.abs(w2).max() <= limit
+    assert abs(w2.std() - limit / np.sqrt(3)) < 0.02 * limit
+    assert not b1.any() and not b2.any()
+
+
+# Files -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_save_load_round_trip_keeps_weights_and_continues_identically(
+    cls, dtype, tmp_path
+):
+    X, y = bp.datasets.load_digits()
+    m = digits_model(cls, seed=5, dtype=dtype)
+    m.fit(X, y, epochs=1, batch_size=64)
+    path = tmp_path / "model.npz"
+    m.save(path)
+    loaded = bp.load(path)
+    assert type(loaded) is cls
+    assert loaded.dtype == m.dtype and loaded.loss == m.loss and loaded.seed == 5
+    assert [d.to_dict() for d in loaded.layers] == [d.to_dict() for d in m.layers]
+    assert weights_equal(loaded.get_weights(), m.get_weights())
+    np.testing.assert_array_equal(loaded.predict(X), m.predict(X))
+    # The generator state is saved too, so both shuffle alike from here.
+    for model in (m, loaded):
+        model.fit(X, y, epochs=1, batch_size=64, optimizer=bp.SGD(0.05))
+    assert weights_equal(loaded.get_weights(), m.get_weights())
+
+
+def test_saved_file_holds_no_pickled_object(tmp_path):
+    m = digits_model()
+    m.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as f:
+        assert all(f[k].dtype != object for k in f.files)
+
+
+# Interruption and the GIL --------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    import backprop_rs as bp
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400_000, 64)).astype(np.float32)
+    y = rng.integers(0, 10, size=400_000)
+    def model():
+        return bp.Sequential([bp.Dense(64, 64, "tanh"),
+                              bp.Dense(64, 10, "softmax")],
+                             loss="cross_entropy", seed=1)
+    m = model()
+    opt = bp.SGD(0.01, momentum=0.9)
+    print("ready", flush=True)
+    t0 = time.monotonic()
+    try:
+        m.fit(X, y, epochs=1, batch_size=4, optimizer=opt, shuffle=False)
+        print("finished", flush=True)
+    except KeyboardInterrupt:
+        dt = time.monotonic() - t0
+        k = opt.steps_done
+        # Replaying exactly k steps must give the interrupted model's weights.
+        twin = model()
+        twin.fit(X[: 4 * k], y[: 4 * k], epochs=1, batch_size=4,
+                 optimizer=bp.SGD(0.01, momentum=0.9), shuffle=False)
+        same = all(np.array_equal(a, b) for p, q in
+                   zip(m.get_weights(), twin.get_weights()) for a, b in zip(p, q))
+        print(f"interrupted after {k} steps in {dt:.3f} s, consistent={same}",
+              flush=True)
+    """
+)
+
+
+def test_ctrl_c_stops_fit_promptly_at_a_completed_step(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    line = proc.stdout.readline().strip()
+    latency = time.monotonic() - sent
+    out, _ = proc.communicate(timeout=120)
+    assert line.startswith("interrupted after"), line + out
+    assert "consistent=True" in line
+    steps = int(line.split()[2])
+    assert 0 < steps < 100_000
+    assert latency < 1.0, f"fit took {latency:.2f} s to stop after SIGINT"
+
+
+def test_fit_releases_the_gil_so_other_threads_progress():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 256)).astype(np.float32)
+    y = rng.integers(0, 10, size=20_000)
+    m = bp.Sequential(
+        [bp.Dense(256, 512, "relu"), bp.Dense(512, 10, "softmax")],
+        loss="cross_entropy", seed=0,
+    )
+    # Pure-Python work rate with nothing else running, over 0.2 s.
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 0.2:
+        n += 1
+    idle_rate = n / 0.2
+
+    done = threading.Event()
+
+    def train():
+        m.fit(X, y, epochs=2, batch_size=64)
+        done.set()
+
+    worker = threading.Thread(target=train)
+    n, t0 = 0, time.perf_counter()
+    worker.start()
+    while not done.is_set():
+        n += 1
+    elapsed = time.perf_counter() - t0
+    worker.join()
+    assert elapsed > 0.3, "the fit was too short to tell"
+    # A fit holding the GIL would starve this loop almost completely.
+    assert n > 0.3 * idle_rate * elapsed, (n, idle_rate, elapsed)
+
+
+# Accuracy on real data -------------------------------------------------------------
+
+
+def test_demo_reaches_095_on_the_bundled_digits(capsys):
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("test accuracy:")[1].split()[0])
+    assert accuracy >= 0.95, out
+
+
+def test_digits_split_is_fixed_1437_360():
+    (X, y), (Xt, yt) = cli.digits_split()
+    assert X.shape == (1437, 64) and Xt.shape == (360, 64)
+    (X2, _), _ = cli.digits_split()
+    np.testing.assert_array_equal(X, X2)
+
+
+def test_command_line_entry_point_runs_the_demo():
+    exe = os.path.join(os.path.dirname(sys.executable), "backprop-rs")
+    if not os.path.exists(exe):
+        pytest.skip("the backprop-rs script is not installed beside this Python")
+    out = subprocess.run([exe, "demo"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.split("test accuracy:")[1].split()[0]) >= 0.95
+
+
+def test_fashion_mnist_issue_recipe_reaches_087(fashion_data, tmp_path):
+    path = tmp_path / "model.npz"
+    args = cli._parser().parse_args(
+        ["train", "--data", "fashion-mnist", "--hidden", "256,128",
+         "--activation", "relu", "--epochs", "10", "--batch-size", "128",
+         "--lr", "0.05", "--momentum", "0.9", "--seed", "0", "--save", str(path),
+         "--verbose", "0"]
+    )
+    accuracy = cli._train(args)
+    assert accuracy >= 0.87
+    # The saved model gives the same test accuracy.
+    (_, _), (X_test, y_test) = fashion_data
+    assert bp.load(path).evaluate(X_test, y_test)["accuracy"] == accuracy
+
+
+@pytest.mark.skipif(
+    os.environ.get("BACKPROP_RS_SLOW") != "1",
+    reason="the default Fashion-MNIST recipe takes about a minute; "
+    "set BACKPROP_RS_SLOW=1",
+)
+def test_fashion_mnist_default_recipe_reaches_089(fashion_data):
+    args = cli._parser().parse_args(["train", "--data", "fashion-mnist",
+                                     "--verbose", "0"])
+    assert cli._train(args) >= 0.89
