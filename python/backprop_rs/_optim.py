@@ -136,9 +136,10 @@ def _check_gamma(gamma: Any) -> float:
 class SGD:
     """Stochastic gradient descent with optional momentum and weight decay.
 
-    The optimizer keeps its state (velocities, ``steps_done`` and the count of
-    completed epochs ``epochs_done``, which drives the schedule), so passing the same object to a second
-    ``fit`` continues exactly where the first stopped. Its state belongs to the
+    The optimizer keeps its state (velocities, ``steps_done`` and the count
+    of completed epochs ``epochs_done``, which drives the schedule), so
+    passing the same object to a second ``fit`` continues exactly where the
+    first stopped. Its state belongs to the
     first model it trains; use a new ``SGD`` for another model.
 
     Parameters
