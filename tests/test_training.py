@@ -137,6 +137,7 @@ CHILD = textwrap.dedent(
         m.fit(X, y, epochs=1, batch_size=4, optimizer=opt, shuffle=False)
         print("finished", flush=True)
     except KeyboardInterrupt:
+        print("stopped", flush=True)
         dt = time.monotonic() - t0
         k = opt.steps_done
         # Replaying exactly k steps must give the interrupted model's weights.
@@ -161,9 +162,11 @@ def test_ctrl_c_stops_fit_promptly_at_a_completed_step(tmp_path):
     time.sleep(1.0)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    line = proc.stdout.readline().strip()
+    stopped = proc.stdout.readline().strip()
     latency = time.monotonic() - sent
+    line = proc.stdout.readline().strip()
     out, _ = proc.communicate(timeout=120)
+    assert stopped == "stopped", stopped + line + out
     assert line.startswith("interrupted after"), line + out
     assert "consistent=True" in line
     steps = int(line.split()[2])

@@ -88,7 +88,13 @@ def load(path: Any) -> Any:
         try:
             if "model.json" not in npz.files:
                 raise ValueError("it holds no model.json entry")
-            meta = json.loads(bytes(npz["model.json"]).decode())
+            raw = npz["model.json"]
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise ValueError(
+                    f"model.json is a {raw.dtype} array of shape {raw.shape}; "
+                    "expected 1-D uint8 (UTF-8 text)"
+                )
+            meta = json.loads(raw.tobytes().decode())
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise ValueError("model.json does not describe a backprop_rs model")
             if meta.get("version") != VERSION:
@@ -96,13 +102,26 @@ def load(path: Any) -> Any:
                     f"format version {meta.get('version')!r}; this release reads "
                     f"version {VERSION}"
                 )
-            layers = [Dense(**spec) for spec in meta["layers"]]
-            weights = [(npz[f"W{i}"], npz[f"b{i}"]) for i in range(len(layers))]
-            cls = (
-                reference.Sequential
-                if meta.get("engine") == "reference"
-                else Sequential
-            )
+            specs = meta["layers"]
+            if not isinstance(specs, list):
+                raise ValueError("model.json's layers is not a list")
+            layers = [Dense(**spec) for spec in specs]
+            weights = []
+            # The stored arrays must match the declared widths before anything
+            # of that size is built.
+            for i, d in enumerate(layers):
+                w, b = npz[f"W{i}"], npz[f"b{i}"]
+                if w.shape != (d.in_features, d.out_features) or b.shape != (
+                    d.out_features,
+                ):
+                    raise ValueError(
+                        f"W{i} and b{i} have shapes {w.shape} and {b.shape}; the "
+                        f"architecture declares ({d.in_features}, "
+                        f"{d.out_features}) and ({d.out_features},)"
+                    )
+                weights.append((w, b))
+            engine = meta.get("engine")
+            cls = reference.Sequential if engine == "reference" else Sequential
             model = cls(layers, meta["loss"], dtype=meta["dtype"], seed=meta["seed"])
             model.set_weights(weights)
             if "rng_state" in meta:

@@ -14,6 +14,7 @@ numbers come from an engine: the Rust core here, numpy in
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -243,7 +244,7 @@ class Sequential:
     ) -> tuple[np.ndarray, Any, Any]:
         x = check_features(X, x_name, self.n_inputs, self.dtype)
         labels, dense = check_targets(
-            y, y_name, self.loss, self.n_outputs, x.shape[0], self.dtype
+            y, y_name, self.loss, self.n_outputs, x.shape[0], self.dtype, x_name
         )
         return x, labels, dense
 
@@ -314,7 +315,11 @@ class Sequential:
             raise TypeError(f"optimizer must be a backprop_rs SGD; got {optimizer!r}")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool; got {shuffle!r}")
-        if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        if (
+            not isinstance(verbose, numbers.Integral)
+            or isinstance(verbose, bool)
+            or (verbose not in (0, 1, 2))
+        ):
             raise ValueError(f"verbose must be 0, 1 or 2; got {verbose!r}")
         val = None
         if validation_data is not None:
@@ -454,8 +459,9 @@ class Sequential:
                     f"weights[{i}] has shapes {w.shape} and {b.shape}; expected "
                     f"{expected_w} and ({layer.out_features},)"
                 )
-            w = np.array(w, dtype=self.dtype, order="C")
-            b = np.array(b, dtype=self.dtype, order="C")
+            with np.errstate(over="ignore"):
+                w = np.array(w, dtype=self.dtype, order="C")
+                b = np.array(b, dtype=self.dtype, order="C")
             _validation.check_finite(w, f"weights[{i}][0]")
             _validation.check_finite(b, f"weights[{i}][1]")
             checked.append((w, b))

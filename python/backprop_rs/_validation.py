@@ -112,7 +112,7 @@ def check_features(X: Any, name: str, n_features: int, dtype: np.dtype) -> np.nd
             f"{n_features}"
         )
     check_finite(a, name)
-    out = np.ascontiguousarray(a, dtype=dtype)
+    out = _convert(a, dtype)
     # A float64 value beyond float32's range becomes inf on conversion.
     if out.dtype != a.dtype:
         check_finite(out, f"{name} converted to {dtype}")
@@ -120,7 +120,13 @@ def check_features(X: Any, name: str, n_features: int, dtype: np.dtype) -> np.nd
 
 
 def check_targets(
-    y: Any, name: str, loss: str, n_outputs: int, n_samples: int, dtype: np.dtype
+    y: Any,
+    name: str,
+    loss: str,
+    n_outputs: int,
+    n_samples: int,
+    dtype: np.dtype,
+    x_name: str = "X",
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Targets for ``loss``: ``(labels, None)`` or ``(None, dense)``.
 
@@ -131,7 +137,9 @@ def check_targets(
     if a.ndim == 0 or a.ndim > 2:
         raise ValueError(f"{name} must be 1-D or 2-D; got {describe(a)}")
     if a.shape[0] != n_samples:
-        raise ValueError(f"{name} has {a.shape[0]} samples, but X has {n_samples}")
+        raise ValueError(
+            f"{name} has {a.shape[0]} samples, but {x_name} has {n_samples}"
+        )
     check_finite(a, name)
 
     if loss == "cross_entropy" and a.ndim == 1:
@@ -168,18 +176,27 @@ def check_targets(
         raise ValueError(
             f"{name} holds {bad.item()}; binary_cross_entropy expects targets in [0, 1]"
         )
-    out = np.ascontiguousarray(a, dtype=dtype)
+    out = _convert(a, dtype)
     if out.dtype != a.dtype:
         check_finite(out, f"{name} converted to {dtype}")
     return None, out
 
 
+def _convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``a`` as C-contiguous ``dtype``; overflow to inf is reported by the caller."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(a, dtype=dtype)
+
+
 def check_dtype(dtype: Any) -> np.dtype:
-    """``float32`` or ``float64`` as a numpy dtype."""
-    try:
-        d = np.dtype(dtype)
-    except TypeError:
-        d = None
+    """``float32`` or ``float64`` as a native-byte-order numpy dtype."""
+    d = None
+    if dtype is not None:
+        try:
+            d = np.dtype(dtype)
+        except TypeError:
+            d = None
     if d is None or d.name not in DTYPES:
         raise ValueError(f"dtype is {dtype!r}; expected 'float32' or 'float64'")
-    return d
+    # A big-endian spelling such as '>f4' names the same precision.
+    return np.dtype(d.name)
