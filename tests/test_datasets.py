@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from backprop_rs import datasets
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

@@ -16,9 +16,10 @@ import pickle
 import zipfile
 from types import SimpleNamespace
 
-import backprop_rs as bp
 import numpy as np
 import pytest
+
+import backprop_rs as bp
 
 # Converting a float64 value beyond float32's range warns before the check
 # refuses it; the refusal is what these tests are about.
@@ -141,40 +142,96 @@ def _with(a, index, value):
 # Bad X, for every method that takes X ------------------------------------------
 
 BAD_X = [
-    ("features", D.X[:, :3], ValueError,
-     r"^X has 3 features, but the first layer expects 4$"),
-    ("features-more", np.hstack([D.X, D.X]), ValueError,
-     r"^X has 8 features, but the first layer expects 4$"),
-    ("1-D", D.X[0], ValueError,
-     r"^X must be 2-D \(samples, features\); got float64 array of shape \(4,\)"
-     r"; reshape a single sample with X\.reshape\(1, -1\)"),
-    ("3-D", D.X.reshape(20, 2, 2), ValueError,
-     r"^X must be 2-D \(samples, features\); got float64 array of shape "
-     r"\(20, 2, 2\)$"),
+    (
+        "features",
+        D.X[:, :3],
+        ValueError,
+        r"^X has 3 features, but the first layer expects 4$",
+    ),
+    (
+        "features-more",
+        np.hstack([D.X, D.X]),
+        ValueError,
+        r"^X has 8 features, but the first layer expects 4$",
+    ),
+    (
+        "1-D",
+        D.X[0],
+        ValueError,
+        r"^X must be 2-D \(samples, features\); got float64 array of shape \(4,\)"
+        r"; reshape a single sample with X\.reshape\(1, -1\)",
+    ),
+    (
+        "3-D",
+        D.X.reshape(20, 2, 2),
+        ValueError,
+        r"^X must be 2-D \(samples, features\); got float64 array of shape "
+        r"\(20, 2, 2\)$",
+    ),
     ("0-D", np.float64(1.0), ValueError, r"^X must be 2-D .*shape \(\)"),
     ("empty", D.X[:0], ValueError, r"^X has 0 samples; expected at least 1$"),
-    ("object", D.X.astype(object), TypeError,
-     r"^X has dtype object; expected a real numeric dtype"),
+    (
+        "object",
+        D.X.astype(object),
+        TypeError,
+        r"^X has dtype object; expected a real numeric dtype",
+    ),
     ("string", D.X.astype(str), TypeError, r"^X has dtype <U\d+; expected a real"),
     ("bytes", D.X.astype("S8"), TypeError, r"^X has dtype \|S8; expected a real"),
-    ("complex", D.X.astype(complex), TypeError,
-     r"^X has dtype complex128; expected a real numeric dtype"),
-    ("structured", np.zeros(20, dtype="f8,f8,f8,f8"), TypeError,
-     r"^X has dtype \[\('f0', '<f8'\).*expected a real numeric dtype"),
-    ("timedelta", np.zeros((20, 4), dtype="m8[s]"), TypeError,
-     r"^X has dtype timedelta64\[s\]; expected a real numeric dtype"),
-    ("ragged", [[1.0, 2.0, 3.0, 4.0], [1.0]], TypeError,
-     r"^X must be array-like of numbers"),
-    ("nan", _with(D.X, (3, 1), np.nan), ValueError,
-     r"^X contains nan at index \(3, 1\); expected only finite values$"),
-    ("inf", _with(D.X, (7, 2), np.inf), ValueError,
-     r"^X contains inf at index \(7, 2\); expected only finite values$"),
-    ("-inf", _with(D.X, (0, 0), -np.inf), ValueError,
-     r"^X contains -inf at index \(0, 0\)"),
-    ("nan-float32", _with(D.X, (5, 3), np.nan).astype(np.float32), ValueError,
-     r"^X contains nan at index \(5, 3\)"),
-    ("overflow-float32", _with(D.X, (2, 2), 1e300), ValueError,
-     r"^X converted to float32 contains inf at index \(2, 2\)"),
+    (
+        "complex",
+        D.X.astype(complex),
+        TypeError,
+        r"^X has dtype complex128; expected a real numeric dtype",
+    ),
+    (
+        "structured",
+        np.zeros(20, dtype="f8,f8,f8,f8"),
+        TypeError,
+        r"^X has dtype \[\('f0', '<f8'\).*expected a real numeric dtype",
+    ),
+    (
+        "timedelta",
+        np.zeros((20, 4), dtype="m8[s]"),
+        TypeError,
+        r"^X has dtype timedelta64\[s\]; expected a real numeric dtype",
+    ),
+    (
+        "ragged",
+        [[1.0, 2.0, 3.0, 4.0], [1.0]],
+        TypeError,
+        r"^X must be array-like of numbers",
+    ),
+    (
+        "nan",
+        _with(D.X, (3, 1), np.nan),
+        ValueError,
+        r"^X contains nan at index \(3, 1\); expected only finite values$",
+    ),
+    (
+        "inf",
+        _with(D.X, (7, 2), np.inf),
+        ValueError,
+        r"^X contains inf at index \(7, 2\); expected only finite values$",
+    ),
+    (
+        "-inf",
+        _with(D.X, (0, 0), -np.inf),
+        ValueError,
+        r"^X contains -inf at index \(0, 0\)",
+    ),
+    (
+        "nan-float32",
+        _with(D.X, (5, 3), np.nan).astype(np.float32),
+        ValueError,
+        r"^X contains nan at index \(5, 3\)",
+    ),
+    (
+        "overflow-float32",
+        _with(D.X, (2, 2), 1e300),
+        ValueError,
+        r"^X converted to float32 contains inf at index \(2, 2\)",
+    ),
 ]
 
 
@@ -222,64 +279,188 @@ def _labels_with(index, value, dtype=np.int64):
 
 
 BAD_Y = [
-    ("clf", "count-short", D.y[:-1], ValueError,
-     r"^y has 19 samples, but X has 20$"),
-    ("clf", "count-long", np.concatenate([D.y, D.y]), ValueError,
-     r"^y has 40 samples, but X has 20$"),
-    ("clf", "label-negative", _labels_with(4, -1), ValueError,
-     r"^y holds label -1; expected class labels in \[0, 3\) for an output layer "
-     r"of 3 units$"),
-    ("clf", "label-too-big", _labels_with(9, 3), ValueError,
-     r"^y holds label 3; expected class labels in \[0, 3\)"),
-    ("clf", "label-uint8-255", _labels_with(9, 255, np.uint8), ValueError,
-     r"^y holds label 255; expected class labels in \[0, 3\)"),
-    ("clf", "label-uint64-huge", _labels_with(0, 2**64 - 1, np.uint64), ValueError,
-     rf"^y holds label {2**64 - 1}; expected class labels in \[0, 3\)"),
-    ("clf", "label-int64-wraps-uint32", _labels_with(0, 2**32, np.int64),
-     ValueError, rf"^y holds label {2**32}; expected class labels in \[0, 3\)"),
-    ("clf", "label-float-negative", _labels_with(1, -1.0, np.float64), ValueError,
-     r"^y holds label -1\.0; expected class labels in \[0, 3\)"),
-    ("clf", "label-non-integer", D.y + 0.5, ValueError,
-     r"^y is a 1-D float array with non-integer values; cross_entropy expects "
-     r"integer class labels of shape \(n,\) or targets of shape \(n, 3\)$"),
-    ("clf", "label-nan", _labels_with(5, np.nan, np.float64), ValueError,
-     r"^y contains nan at index 5; expected only finite values$"),
-    ("clf", "label-inf", _labels_with(6, np.inf, np.float64), ValueError,
-     r"^y contains inf at index 6"),
-    ("clf", "onehot-width", np.eye(4)[D.y], ValueError,
-     r"^y has shape \(20, 4\); expected \(20, 3\) for an output layer of 3 units$"),
-    ("clf", "onehot-nan", _with(np.eye(3)[D.y], (2, 0), np.nan), ValueError,
-     r"^y contains nan at index \(2, 0\)"),
-    ("clf", "3-D", np.eye(3)[D.y][:, :, None], ValueError,
-     r"^y must be 1-D or 2-D; got float64 array of shape \(20, 3, 1\)$"),
-    ("clf", "0-D", np.int64(1), ValueError,
-     r"^y must be 1-D or 2-D; got int64 array of shape \(\)$"),
-    ("clf", "object", D.y.astype(object), TypeError,
-     r"^y has dtype object; expected a real numeric dtype"),
+    ("clf", "count-short", D.y[:-1], ValueError, r"^y has 19 samples, but X has 20$"),
+    (
+        "clf",
+        "count-long",
+        np.concatenate([D.y, D.y]),
+        ValueError,
+        r"^y has 40 samples, but X has 20$",
+    ),
+    (
+        "clf",
+        "label-negative",
+        _labels_with(4, -1),
+        ValueError,
+        r"^y holds label -1; expected class labels in \[0, 3\) for an output layer "
+        r"of 3 units$",
+    ),
+    (
+        "clf",
+        "label-too-big",
+        _labels_with(9, 3),
+        ValueError,
+        r"^y holds label 3; expected class labels in \[0, 3\)",
+    ),
+    (
+        "clf",
+        "label-uint8-255",
+        _labels_with(9, 255, np.uint8),
+        ValueError,
+        r"^y holds label 255; expected class labels in \[0, 3\)",
+    ),
+    (
+        "clf",
+        "label-uint64-huge",
+        _labels_with(0, 2**64 - 1, np.uint64),
+        ValueError,
+        rf"^y holds label {2**64 - 1}; expected class labels in \[0, 3\)",
+    ),
+    (
+        "clf",
+        "label-int64-wraps-uint32",
+        _labels_with(0, 2**32, np.int64),
+        ValueError,
+        rf"^y holds label {2**32}; expected class labels in \[0, 3\)",
+    ),
+    (
+        "clf",
+        "label-float-negative",
+        _labels_with(1, -1.0, np.float64),
+        ValueError,
+        r"^y holds label -1\.0; expected class labels in \[0, 3\)",
+    ),
+    (
+        "clf",
+        "label-non-integer",
+        D.y + 0.5,
+        ValueError,
+        r"^y is a 1-D float array with non-integer values; cross_entropy expects "
+        r"integer class labels of shape \(n,\) or targets of shape \(n, 3\)$",
+    ),
+    (
+        "clf",
+        "label-nan",
+        _labels_with(5, np.nan, np.float64),
+        ValueError,
+        r"^y contains nan at index 5; expected only finite values$",
+    ),
+    (
+        "clf",
+        "label-inf",
+        _labels_with(6, np.inf, np.float64),
+        ValueError,
+        r"^y contains inf at index 6",
+    ),
+    (
+        "clf",
+        "onehot-width",
+        np.eye(4)[D.y],
+        ValueError,
+        r"^y has shape \(20, 4\); expected \(20, 3\) for an output layer of 3 units$",
+    ),
+    (
+        "clf",
+        "onehot-nan",
+        _with(np.eye(3)[D.y], (2, 0), np.nan),
+        ValueError,
+        r"^y contains nan at index \(2, 0\)",
+    ),
+    (
+        "clf",
+        "3-D",
+        np.eye(3)[D.y][:, :, None],
+        ValueError,
+        r"^y must be 1-D or 2-D; got float64 array of shape \(20, 3, 1\)$",
+    ),
+    (
+        "clf",
+        "0-D",
+        np.int64(1),
+        ValueError,
+        r"^y must be 1-D or 2-D; got int64 array of shape \(\)$",
+    ),
+    (
+        "clf",
+        "object",
+        D.y.astype(object),
+        TypeError,
+        r"^y has dtype object; expected a real numeric dtype",
+    ),
     ("clf", "string", D.y.astype(str), TypeError, r"^y has dtype <U\d+; expected"),
-    ("clf", "complex", D.y.astype(complex), TypeError,
-     r"^y has dtype complex128; expected"),
+    (
+        "clf",
+        "complex",
+        D.y.astype(complex),
+        TypeError,
+        r"^y has dtype complex128; expected",
+    ),
     ("reg", "count", D.Y[:5], ValueError, r"^y has 5 samples, but X has 20$"),
-    ("reg", "nan", _with(D.Y, (4, 1), np.nan), ValueError,
-     r"^y contains nan at index \(4, 1\); expected only finite values$"),
-    ("reg", "inf", _with(D.Y, (0, 0), -np.inf), ValueError,
-     r"^y contains -inf at index \(0, 0\)"),
-    ("reg", "overflow-float32", _with(D.Y, (3, 0), 1e300), ValueError,
-     r"^y converted to float32 contains inf at index \(3, 0\)"),
-    ("reg", "width", np.hstack([D.Y, D.Y[:, :1]]), ValueError,
-     r"^y has shape \(20, 3\); expected \(20, 2\) for an output layer of 2 units$"),
-    ("reg", "1-D-for-2-outputs", D.Y[:, 0], ValueError,
-     r"^y has shape \(20,\), but the output layer has 2 units; expected shape "
-     r"\(20, 2\)$"),
+    (
+        "reg",
+        "nan",
+        _with(D.Y, (4, 1), np.nan),
+        ValueError,
+        r"^y contains nan at index \(4, 1\); expected only finite values$",
+    ),
+    (
+        "reg",
+        "inf",
+        _with(D.Y, (0, 0), -np.inf),
+        ValueError,
+        r"^y contains -inf at index \(0, 0\)",
+    ),
+    (
+        "reg",
+        "overflow-float32",
+        _with(D.Y, (3, 0), 1e300),
+        ValueError,
+        r"^y converted to float32 contains inf at index \(3, 0\)",
+    ),
+    (
+        "reg",
+        "width",
+        np.hstack([D.Y, D.Y[:, :1]]),
+        ValueError,
+        r"^y has shape \(20, 3\); expected \(20, 2\) for an output layer of 2 units$",
+    ),
+    (
+        "reg",
+        "1-D-for-2-outputs",
+        D.Y[:, 0],
+        ValueError,
+        r"^y has shape \(20,\), but the output layer has 2 units; expected shape "
+        r"\(20, 2\)$",
+    ),
     ("reg", "string", D.Y.astype(str), TypeError, r"^y has dtype <U\d+"),
-    ("bce", "above-1", _with(D.B, (3, 1), 1.5), ValueError,
-     r"^y holds 1\.5; binary_cross_entropy expects targets in \[0, 1\]$"),
-    ("bce", "below-0", _with(D.B, (3, 1), -0.5), ValueError,
-     r"^y holds -0\.5; binary_cross_entropy expects targets in \[0, 1\]$"),
-    ("bce", "int-2", np.where(D.B > 0.5, 2, 0), ValueError,
-     r"^y holds 2; binary_cross_entropy expects targets in \[0, 1\]$"),
-    ("bce", "nan", _with(D.B, (1, 1), np.nan), ValueError,
-     r"^y contains nan at index \(1, 1\)"),
+    (
+        "bce",
+        "above-1",
+        _with(D.B, (3, 1), 1.5),
+        ValueError,
+        r"^y holds 1\.5; binary_cross_entropy expects targets in \[0, 1\]$",
+    ),
+    (
+        "bce",
+        "below-0",
+        _with(D.B, (3, 1), -0.5),
+        ValueError,
+        r"^y holds -0\.5; binary_cross_entropy expects targets in \[0, 1\]$",
+    ),
+    (
+        "bce",
+        "int-2",
+        np.where(D.B > 0.5, 2, 0),
+        ValueError,
+        r"^y holds 2; binary_cross_entropy expects targets in \[0, 1\]$",
+    ),
+    (
+        "bce",
+        "nan",
+        _with(D.B, (1, 1), np.nan),
+        ValueError,
+        r"^y contains nan at index \(1, 1\)",
+    ),
 ]
 
 
@@ -302,73 +483,186 @@ def test_bad_y(cls, method, kind, y, exc, match):
 
 BAD_FIT = [
     ("epochs-0", {"epochs": 0}, ValueError, r"^epochs must be at least 1; got 0$"),
-    ("epochs-neg", {"epochs": -1}, ValueError,
-     r"^epochs must be at least 1; got -1$"),
-    ("epochs-float", {"epochs": 1.5}, TypeError,
-     r"^epochs must be an integer; got 1\.5$"),
-    ("epochs-float-integral", {"epochs": 2.0}, TypeError,
-     r"^epochs must be an integer; got 2\.0$"),
-    ("epochs-bool", {"epochs": True}, TypeError,
-     r"^epochs must be an integer; got True$"),
-    ("epochs-str", {"epochs": "3"}, TypeError,
-     r"^epochs must be an integer; got '3'$"),
-    ("epochs-none", {"epochs": None}, TypeError,
-     r"^epochs must be an integer; got None$"),
-    ("batch-0", {"batch_size": 0}, ValueError,
-     r"^batch_size must be at least 1; got 0$"),
-    ("batch-neg", {"batch_size": -3}, ValueError,
-     r"^batch_size must be at least 1; got -3$"),
-    ("batch-str", {"batch_size": "32"}, TypeError,
-     r"^batch_size must be an integer; got '32'$"),
-    ("batch-float", {"batch_size": 8.0}, TypeError,
-     r"^batch_size must be an integer; got 8\.0$"),
-    ("batch-bool", {"batch_size": False}, TypeError,
-     r"^batch_size must be an integer; got False$"),
-    ("optimizer-str", {"optimizer": "sgd"}, TypeError,
-     r"^optimizer must be a backprop_rs SGD; got 'sgd'$"),
-    ("optimizer-class", {"optimizer": bp.SGD}, TypeError,
-     r"^optimizer must be a backprop_rs SGD; got <class "),
-    ("optimizer-schedule", {"optimizer": bp.StepDecay(2)}, TypeError,
-     r"^optimizer must be a backprop_rs SGD; got StepDecay"),
-    ("shuffle-str", {"shuffle": "yes"}, TypeError,
-     r"^shuffle must be a bool; got 'yes'$"),
+    ("epochs-neg", {"epochs": -1}, ValueError, r"^epochs must be at least 1; got -1$"),
+    (
+        "epochs-float",
+        {"epochs": 1.5},
+        TypeError,
+        r"^epochs must be an integer; got 1\.5$",
+    ),
+    (
+        "epochs-float-integral",
+        {"epochs": 2.0},
+        TypeError,
+        r"^epochs must be an integer; got 2\.0$",
+    ),
+    (
+        "epochs-bool",
+        {"epochs": True},
+        TypeError,
+        r"^epochs must be an integer; got True$",
+    ),
+    ("epochs-str", {"epochs": "3"}, TypeError, r"^epochs must be an integer; got '3'$"),
+    (
+        "epochs-none",
+        {"epochs": None},
+        TypeError,
+        r"^epochs must be an integer; got None$",
+    ),
+    (
+        "batch-0",
+        {"batch_size": 0},
+        ValueError,
+        r"^batch_size must be at least 1; got 0$",
+    ),
+    (
+        "batch-neg",
+        {"batch_size": -3},
+        ValueError,
+        r"^batch_size must be at least 1; got -3$",
+    ),
+    (
+        "batch-str",
+        {"batch_size": "32"},
+        TypeError,
+        r"^batch_size must be an integer; got '32'$",
+    ),
+    (
+        "batch-float",
+        {"batch_size": 8.0},
+        TypeError,
+        r"^batch_size must be an integer; got 8\.0$",
+    ),
+    (
+        "batch-bool",
+        {"batch_size": False},
+        TypeError,
+        r"^batch_size must be an integer; got False$",
+    ),
+    (
+        "optimizer-str",
+        {"optimizer": "sgd"},
+        TypeError,
+        r"^optimizer must be a backprop_rs SGD; got 'sgd'$",
+    ),
+    (
+        "optimizer-class",
+        {"optimizer": bp.SGD},
+        TypeError,
+        r"^optimizer must be a backprop_rs SGD; got <class ",
+    ),
+    (
+        "optimizer-schedule",
+        {"optimizer": bp.StepDecay(2)},
+        TypeError,
+        r"^optimizer must be a backprop_rs SGD; got StepDecay",
+    ),
+    (
+        "shuffle-str",
+        {"shuffle": "yes"},
+        TypeError,
+        r"^shuffle must be a bool; got 'yes'$",
+    ),
     ("shuffle-int", {"shuffle": 1}, TypeError, r"^shuffle must be a bool; got 1$"),
-    ("verbose-3", {"verbose": 3}, ValueError,
-     r"^verbose must be 0, 1 or 2; got 3$"),
-    ("verbose-neg", {"verbose": -1}, ValueError,
-     r"^verbose must be 0, 1 or 2; got -1$"),
-    ("verbose-bool", {"verbose": True}, ValueError,
-     r"^verbose must be 0, 1 or 2; got True$"),
-    ("verbose-str", {"verbose": "1"}, ValueError,
-     r"^verbose must be 0, 1 or 2; got '1'$"),
-    ("val-array", {"validation_data": D.Xv}, ValueError,
-     r"^validation_data must be a tuple \(X_val, y_val\); got ndarray$"),
-    ("val-triple", {"validation_data": (D.Xv, D.yv, D.yv)}, ValueError,
-     r"^validation_data must be a tuple \(X_val, y_val\); got tuple$"),
-    ("val-single", {"validation_data": (D.Xv,)}, ValueError,
-     r"^validation_data must be a tuple \(X_val, y_val\); got tuple$"),
-    ("val-dict", {"validation_data": {"X": D.Xv, "y": D.yv}}, ValueError,
-     r"^validation_data must be a tuple \(X_val, y_val\); got dict$"),
-    ("val-X-nan", {"validation_data": (_with(D.Xv, (2, 3), np.nan), D.yv)},
-     ValueError, r"^validation_data\[0\] contains nan at index \(2, 3\)"),
-    ("val-X-inf", {"validation_data": (_with(D.Xv, (9, 0), np.inf), D.yv)},
-     ValueError, r"^validation_data\[0\] contains inf at index \(9, 0\)"),
-    ("val-X-features", {"validation_data": (D.Xv[:, :3], D.yv)}, ValueError,
-     r"^validation_data\[0\] has 3 features, but the first layer expects 4$"),
-    ("val-X-1-D", {"validation_data": (D.Xv[0], D.yv)}, ValueError,
-     r"^validation_data\[0\] must be 2-D \(samples, features\); got float64 "
-     r"array of shape \(4,\)"),
-    ("val-X-empty", {"validation_data": (D.Xv[:0], D.yv[:0])}, ValueError,
-     r"^validation_data\[0\] has 0 samples"),
-    ("val-X-object", {"validation_data": (D.Xv.astype(object), D.yv)}, TypeError,
-     r"^validation_data\[0\] has dtype object"),
-    ("val-y-label", {"validation_data": (D.Xv, _with(D.yv, 3, 7).astype(int))},
-     ValueError, r"^validation_data\[1\] holds label 7; expected class labels in "
-     r"\[0, 3\)"),
-    ("val-y-nan", {"validation_data": (D.Xv, _with(D.yv, 3, np.nan))},
-     ValueError, r"^validation_data\[1\] contains nan at index 3"),
-    ("val-y-count", {"validation_data": (D.Xv, D.yv[:9])}, ValueError,
-     r"^validation_data\[1\] has 9 samples"),
+    ("verbose-3", {"verbose": 3}, ValueError, r"^verbose must be 0, 1 or 2; got 3$"),
+    (
+        "verbose-neg",
+        {"verbose": -1},
+        ValueError,
+        r"^verbose must be 0, 1 or 2; got -1$",
+    ),
+    (
+        "verbose-bool",
+        {"verbose": True},
+        ValueError,
+        r"^verbose must be 0, 1 or 2; got True$",
+    ),
+    (
+        "verbose-str",
+        {"verbose": "1"},
+        ValueError,
+        r"^verbose must be 0, 1 or 2; got '1'$",
+    ),
+    (
+        "val-array",
+        {"validation_data": D.Xv},
+        ValueError,
+        r"^validation_data must be a tuple \(X_val, y_val\); got ndarray$",
+    ),
+    (
+        "val-triple",
+        {"validation_data": (D.Xv, D.yv, D.yv)},
+        ValueError,
+        r"^validation_data must be a tuple \(X_val, y_val\); got tuple$",
+    ),
+    (
+        "val-single",
+        {"validation_data": (D.Xv,)},
+        ValueError,
+        r"^validation_data must be a tuple \(X_val, y_val\); got tuple$",
+    ),
+    (
+        "val-dict",
+        {"validation_data": {"X": D.Xv, "y": D.yv}},
+        ValueError,
+        r"^validation_data must be a tuple \(X_val, y_val\); got dict$",
+    ),
+    (
+        "val-X-nan",
+        {"validation_data": (_with(D.Xv, (2, 3), np.nan), D.yv)},
+        ValueError,
+        r"^validation_data\[0\] contains nan at index \(2, 3\)",
+    ),
+    (
+        "val-X-inf",
+        {"validation_data": (_with(D.Xv, (9, 0), np.inf), D.yv)},
+        ValueError,
+        r"^validation_data\[0\] contains inf at index \(9, 0\)",
+    ),
+    (
+        "val-X-features",
+        {"validation_data": (D.Xv[:, :3], D.yv)},
+        ValueError,
+        r"^validation_data\[0\] has 3 features, but the first layer expects 4$",
+    ),
+    (
+        "val-X-1-D",
+        {"validation_data": (D.Xv[0], D.yv)},
+        ValueError,
+        r"^validation_data\[0\] must be 2-D \(samples, features\); got float64 "
+        r"array of shape \(4,\)",
+    ),
+    (
+        "val-X-empty",
+        {"validation_data": (D.Xv[:0], D.yv[:0])},
+        ValueError,
+        r"^validation_data\[0\] has 0 samples",
+    ),
+    (
+        "val-X-object",
+        {"validation_data": (D.Xv.astype(object), D.yv)},
+        TypeError,
+        r"^validation_data\[0\] has dtype object",
+    ),
+    (
+        "val-y-label",
+        {"validation_data": (D.Xv, _with(D.yv, 3, 7).astype(int))},
+        ValueError,
+        r"^validation_data\[1\] holds label 7; expected class labels in "
+        r"\[0, 3\)",
+    ),
+    (
+        "val-y-nan",
+        {"validation_data": (D.Xv, _with(D.yv, 3, np.nan))},
+        ValueError,
+        r"^validation_data\[1\] contains nan at index 3",
+    ),
+    (
+        "val-y-count",
+        {"validation_data": (D.Xv, D.yv[:9])},
+        ValueError,
+        r"^validation_data\[1\] has 9 samples",
+    ),
 ]
 
 
@@ -400,15 +694,22 @@ def test_validation_label_count_message_names_validation_X(cls):
 @pytest.mark.parametrize(
     ("vd", "match"),
     [
-        pytest.param((D.Xv, _with(D.Yv, (1, 1), np.nan)),
-                     r"^validation_data\[1\] contains nan at index \(1, 1\)",
-                     id="nan"),
-        pytest.param((D.Xv, _with(D.Yv, (8, 0), -np.inf)),
-                     r"^validation_data\[1\] contains -inf at index \(8, 0\)",
-                     id="inf"),
-        pytest.param((D.Xv, D.Yv[:, :1]),
-                     r"^validation_data\[1\] has shape \(10, 1\); expected "
-                     r"\(10, 2\)", id="width"),
+        pytest.param(
+            (D.Xv, _with(D.Yv, (1, 1), np.nan)),
+            r"^validation_data\[1\] contains nan at index \(1, 1\)",
+            id="nan",
+        ),
+        pytest.param(
+            (D.Xv, _with(D.Yv, (8, 0), -np.inf)),
+            r"^validation_data\[1\] contains -inf at index \(8, 0\)",
+            id="inf",
+        ),
+        pytest.param(
+            (D.Xv, D.Yv[:, :1]),
+            r"^validation_data\[1\] has shape \(10, 1\); expected "
+            r"\(10, 2\)",
+            id="width",
+        ),
     ],
 )
 def test_bad_regression_validation_targets(cls, vd, match):
@@ -439,8 +740,15 @@ def test_optimizer_of_another_model_is_refused(cls):
 def test_numpy_integer_arguments_are_accepted(cls):
     m1, m2 = _model(cls), _model(cls)
     h1 = m1.fit(D.X, D.y, epochs=2, batch_size=8, optimizer=_opt(), verbose=0)
-    h2 = m2.fit(D.X, D.y, epochs=np.int64(2), batch_size=np.int32(8),
-                optimizer=_opt(), verbose=np.int8(0), shuffle=np.bool_(True))
+    h2 = m2.fit(
+        D.X,
+        D.y,
+        epochs=np.int64(2),
+        batch_size=np.int32(8),
+        optimizer=_opt(),
+        verbose=np.int8(0),
+        shuffle=np.bool_(True),
+    )
     assert h1.history == h2.history
     _assert_weights_equal(m1.get_weights(), m2.get_weights())
 
@@ -479,47 +787,119 @@ def _weights_nan(layer: int, part: int, index, value=np.nan):
 _GOOD = _model(bp.reference.Sequential, seed=9).get_weights()
 
 BAD_WEIGHTS = [
-    ("none", None, ValueError,
-     r"^weights must be a list of 2 \(W, b\) pairs; got None$"),
-    ("array", _GOOD[0][0], ValueError,
-     r"^weights must be a list of 2 \(W, b\) pairs; got array"),
-    ("one-layer", _GOOD[:1], ValueError,
-     r"^weights must be a list of 2 \(W, b\) pairs; got 1$"),
-    ("three-layers", _GOOD + _GOOD[:1], ValueError,
-     r"^weights must be a list of 2 \(W, b\) pairs; got 3$"),
+    (
+        "none",
+        None,
+        ValueError,
+        r"^weights must be a list of 2 \(W, b\) pairs; got None$",
+    ),
+    (
+        "array",
+        _GOOD[0][0],
+        ValueError,
+        r"^weights must be a list of 2 \(W, b\) pairs; got array",
+    ),
+    (
+        "one-layer",
+        _GOOD[:1],
+        ValueError,
+        r"^weights must be a list of 2 \(W, b\) pairs; got 1$",
+    ),
+    (
+        "three-layers",
+        _GOOD + _GOOD[:1],
+        ValueError,
+        r"^weights must be a list of 2 \(W, b\) pairs; got 3$",
+    ),
     ("empty", [], ValueError, r"^weights must be a list of 2 \(W, b\) pairs; got 0$"),
-    ("last-not-pair", [_GOOD[0], (_GOOD[1][0],)], ValueError,
-     r"^weights\[1\] must be a \(W, b\) pair; got"),
-    ("last-triple", [_GOOD[0], (*_GOOD[1], _GOOD[1][1])], ValueError,
-     r"^weights\[1\] must be a \(W, b\) pair; got"),
-    ("last-W-shape", _weights_with(1, 0, _GOOD[1][0].T), ValueError,
-     r"^weights\[1\] has shapes \(3, 5\) and \(3,\); expected \(5, 3\) and "
-     r"\(3,\)$"),
-    ("last-b-shape", _weights_with(1, 1, np.zeros(4, np.float32)), ValueError,
-     r"^weights\[1\] has shapes \(5, 3\) and \(4,\); expected \(5, 3\) and "
-     r"\(3,\)$"),
-    ("last-b-2-D", _weights_with(1, 1, np.zeros((1, 3), np.float32)), ValueError,
-     r"^weights\[1\] has shapes \(5, 3\) and \(1, 3\); expected \(5, 3\) and "
-     r"\(3,\)$"),
-    ("first-W-shape", _weights_with(0, 0, np.zeros((5, 4))), ValueError,
-     r"^weights\[0\] has shapes \(5, 4\) and \(5,\); expected \(4, 5\) and "
-     r"\(5,\)$"),
-    ("last-W-nan", _weights_nan(1, 0, (2, 1)), ValueError,
-     r"^weights\[1\]\[0\] contains nan at index \(2, 1\); expected only finite"),
-    ("last-b-inf", _weights_nan(1, 1, 0, np.inf), ValueError,
-     r"^weights\[1\]\[1\] contains inf at index 0; expected only finite"),
-    ("last-W-overflow", _weights_nan(1, 0, (0, 0), 1e300), ValueError,
-     r"^weights\[1\]\[0\] .*contains inf at index \(0, 0\)"),
-    ("first-b-nan", _weights_nan(0, 1, 3), ValueError,
-     r"^weights\[0\]\[1\] contains nan at index 3"),
-    ("last-W-string", _weights_with(1, 0, _GOOD[1][0].astype(str)), TypeError,
-     r"^weights\[1\]\[0\] has dtype <U\d+; expected a real numeric dtype"),
-    ("last-b-object", _weights_with(1, 1, _GOOD[1][1].astype(object)), TypeError,
-     r"^weights\[1\]\[1\] has dtype object; expected a real numeric dtype"),
-    ("last-W-complex", _weights_with(1, 0, _GOOD[1][0].astype(complex)), TypeError,
-     r"^weights\[1\]\[0\] has dtype complex128"),
-    ("last-W-none", _weights_with(1, 0, None), TypeError,
-     r"^weights\[1\]\[0\] has dtype object"),
+    (
+        "last-not-pair",
+        [_GOOD[0], (_GOOD[1][0],)],
+        ValueError,
+        r"^weights\[1\] must be a \(W, b\) pair; got",
+    ),
+    (
+        "last-triple",
+        [_GOOD[0], (*_GOOD[1], _GOOD[1][1])],
+        ValueError,
+        r"^weights\[1\] must be a \(W, b\) pair; got",
+    ),
+    (
+        "last-W-shape",
+        _weights_with(1, 0, _GOOD[1][0].T),
+        ValueError,
+        r"^weights\[1\] has shapes \(3, 5\) and \(3,\); expected \(5, 3\) and "
+        r"\(3,\)$",
+    ),
+    (
+        "last-b-shape",
+        _weights_with(1, 1, np.zeros(4, np.float32)),
+        ValueError,
+        r"^weights\[1\] has shapes \(5, 3\) and \(4,\); expected \(5, 3\) and "
+        r"\(3,\)$",
+    ),
+    (
+        "last-b-2-D",
+        _weights_with(1, 1, np.zeros((1, 3), np.float32)),
+        ValueError,
+        r"^weights\[1\] has shapes \(5, 3\) and \(1, 3\); expected \(5, 3\) and "
+        r"\(3,\)$",
+    ),
+    (
+        "first-W-shape",
+        _weights_with(0, 0, np.zeros((5, 4))),
+        ValueError,
+        r"^weights\[0\] has shapes \(5, 4\) and \(5,\); expected \(4, 5\) and "
+        r"\(5,\)$",
+    ),
+    (
+        "last-W-nan",
+        _weights_nan(1, 0, (2, 1)),
+        ValueError,
+        r"^weights\[1\]\[0\] contains nan at index \(2, 1\); expected only finite",
+    ),
+    (
+        "last-b-inf",
+        _weights_nan(1, 1, 0, np.inf),
+        ValueError,
+        r"^weights\[1\]\[1\] contains inf at index 0; expected only finite",
+    ),
+    (
+        "last-W-overflow",
+        _weights_nan(1, 0, (0, 0), 1e300),
+        ValueError,
+        r"^weights\[1\]\[0\] .*contains inf at index \(0, 0\)",
+    ),
+    (
+        "first-b-nan",
+        _weights_nan(0, 1, 3),
+        ValueError,
+        r"^weights\[0\]\[1\] contains nan at index 3",
+    ),
+    (
+        "last-W-string",
+        _weights_with(1, 0, _GOOD[1][0].astype(str)),
+        TypeError,
+        r"^weights\[1\]\[0\] has dtype <U\d+; expected a real numeric dtype",
+    ),
+    (
+        "last-b-object",
+        _weights_with(1, 1, _GOOD[1][1].astype(object)),
+        TypeError,
+        r"^weights\[1\]\[1\] has dtype object; expected a real numeric dtype",
+    ),
+    (
+        "last-W-complex",
+        _weights_with(1, 0, _GOOD[1][0].astype(complex)),
+        TypeError,
+        r"^weights\[1\]\[0\] has dtype complex128",
+    ),
+    (
+        "last-W-none",
+        _weights_with(1, 0, None),
+        TypeError,
+        r"^weights\[1\]\[0\] has dtype object",
+    ),
 ]
 
 
@@ -555,126 +935,342 @@ def test_set_weights_accepts_any_layout(cls, dtype):
 _D45 = bp.Dense(4, 5, "relu")
 
 BAD_CONSTRUCTORS = [
-    ("dense-in-0", lambda: bp.Dense(0, 5), ValueError,
-     r"^in_features must be at least 1; got 0$"),
-    ("dense-out-neg", lambda: bp.Dense(4, -2), ValueError,
-     r"^out_features must be at least 1; got -2$"),
-    ("dense-in-float", lambda: bp.Dense(4.0, 5), TypeError,
-     r"^in_features must be an integer; got 4\.0$"),
-    ("dense-out-str", lambda: bp.Dense(4, "5"), TypeError,
-     r"^out_features must be an integer; got '5'$"),
-    ("dense-in-bool", lambda: bp.Dense(True, 5), TypeError,
-     r"^in_features must be an integer; got True$"),
-    ("dense-activation", lambda: bp.Dense(4, 5, "relu6"), ValueError,
-     r"^activation is 'relu6'; expected one of identity, sigmoid, tanh, relu"),
-    ("dense-activation-case", lambda: bp.Dense(4, 5, "ReLU"), ValueError,
-     r"^activation is 'ReLU'; expected one of"),
-    ("dense-activation-none", lambda: bp.Dense(4, 5, None), ValueError,
-     r"^activation is None; expected one of"),
-    ("dense-init", lambda: bp.Dense(4, 5, init="xavier"), ValueError,
-     r"^init is 'xavier'; expected one of auto, he, glorot$"),
-    ("seq-empty", lambda: bp.Sequential([], "mse"), ValueError,
-     r"^layers must be a non-empty list of Dense; got \[\]$"),
-    ("seq-not-list", lambda: bp.Sequential(_D45, "mse"), ValueError,
-     r"^layers must be a non-empty list of Dense; got Dense\(4, 5"),
-    ("seq-not-dense", lambda: bp.Sequential([_D45, (5, 3)], "mse"), TypeError,
-     r"^layers\[1\] is \(5, 3\); expected a Dense layer$"),
-    ("seq-chain", lambda: bp.Sequential([_D45, bp.Dense(6, 3)], "mse"),
-     ValueError, r"^layers\[1\] expects 6 inputs, but layers\[0\] has 5 outputs$"),
-    ("seq-chain-late",
-     lambda: bp.Sequential([_D45, bp.Dense(5, 3), bp.Dense(2, 1)], "mse"),
-     ValueError, r"^layers\[2\] expects 2 inputs, but layers\[1\] has 3 outputs$"),
-    ("seq-loss", lambda: bp.Sequential([_D45], "mse2"), ValueError,
-     r"^loss is 'mse2'; expected one of mse, mae, huber, binary_cross_entropy, "
-     r"cross_entropy$"),
-    ("seq-loss-none", lambda: bp.Sequential([_D45], None), ValueError,
-     r"^loss is None; expected one of"),
-    ("seq-ce-identity", lambda: bp.Sequential([_D45], "cross_entropy"),
-     ValueError, r"^loss 'cross_entropy' needs a 'softmax' output layer; the last "
-     r"layer has activation 'relu'$"),
-    ("seq-ce-sigmoid",
-     lambda: bp.Sequential([bp.Dense(4, 3, "sigmoid")], "cross_entropy"),
-     ValueError, r"^loss 'cross_entropy' needs a 'softmax' output layer; the last "
-     r"layer has activation 'sigmoid'$"),
-    ("seq-bce-softmax",
-     lambda: bp.Sequential([bp.Dense(4, 3, "softmax")], "binary_cross_entropy"),
-     ValueError, r"^loss 'binary_cross_entropy' needs a 'sigmoid' output layer; "
-     r"the last layer has activation 'softmax'$"),
-    ("seq-bce-identity",
-     lambda: bp.Sequential([bp.Dense(4, 3)], "binary_cross_entropy"),
-     ValueError, r"needs a 'sigmoid' output layer; the last layer has activation "
-     r"'identity'$"),
-    ("seq-dtype-float16", lambda: bp.Sequential([_D45], "mse", dtype="float16"),
-     ValueError, r"^dtype is 'float16'; expected 'float32' or 'float64'$"),
-    ("seq-dtype-int", lambda: bp.Sequential([_D45], "mse", dtype=np.int32),
-     ValueError, r"^dtype is <class 'numpy\.int32'>; expected 'float32' or "),
-    ("seq-dtype-junk", lambda: bp.Sequential([_D45], "mse", dtype="double2"),
-     ValueError, r"^dtype is 'double2'; expected 'float32' or 'float64'$"),
-    ("seq-seed-neg", lambda: bp.Sequential([_D45], "mse", seed=-1), ValueError,
-     r"^seed must be at least 0; got -1$"),
-    ("seq-seed-float", lambda: bp.Sequential([_D45], "mse", seed=1.5), TypeError,
-     r"^seed must be an integer; got 1\.5$"),
-    ("seq-seed-str", lambda: bp.Sequential([_D45], "mse", seed="0"), TypeError,
-     r"^seed must be an integer; got '0'$"),
-    ("sgd-lr-neg", lambda: bp.SGD(lr=-0.1), ValueError,
-     r"^lr must be at least 0\.0; got -0\.1$"),
-    ("sgd-lr-nan", lambda: bp.SGD(lr=float("nan")), ValueError,
-     r"^lr must be finite; got nan$"),
-    ("sgd-lr-inf", lambda: bp.SGD(lr=float("inf")), ValueError,
-     r"^lr must be finite; got inf$"),
-    ("sgd-lr-str", lambda: bp.SGD(lr="0.1"), TypeError,
-     r"^lr must be a real number; got '0\.1'$"),
-    ("sgd-lr-none", lambda: bp.SGD(lr=None), TypeError,
-     r"^lr must be a real number; got None$"),
-    ("sgd-momentum-1", lambda: bp.SGD(momentum=1.0), ValueError,
-     r"^momentum must be below 1\.0; got 1\.0$"),
-    ("sgd-momentum-2", lambda: bp.SGD(momentum=2), ValueError,
-     r"^momentum must be below 1\.0; got 2\.0$"),
-    ("sgd-momentum-neg", lambda: bp.SGD(momentum=-0.1), ValueError,
-     r"^momentum must be at least 0\.0; got -0\.1$"),
-    ("sgd-momentum-bool", lambda: bp.SGD(momentum=True), TypeError,
-     r"^momentum must be a real number; got True$"),
-    ("sgd-nesterov-no-momentum", lambda: bp.SGD(nesterov=True), ValueError,
-     r"^nesterov=True needs momentum > 0; got momentum=0\.0$"),
-    ("sgd-nesterov-str", lambda: bp.SGD(momentum=0.9, nesterov="yes"), TypeError,
-     r"^nesterov must be a bool; got 'yes'$"),
-    ("sgd-wd-neg", lambda: bp.SGD(weight_decay=-1e-4), ValueError,
-     r"^weight_decay must be at least 0\.0; got -0\.0001$"),
-    ("sgd-wd-nan", lambda: bp.SGD(weight_decay=float("nan")), ValueError,
-     r"^weight_decay must be finite; got nan$"),
-    ("sgd-schedule-str", lambda: bp.SGD(schedule="step"), TypeError,
-     r"^schedule must be StepDecay, ExponentialDecay, CosineAnnealing or None; "
-     r"got 'step'$"),
-    ("sgd-schedule-class", lambda: bp.SGD(schedule=bp.StepDecay), TypeError,
-     r"^schedule must be StepDecay, .* got <class "),
-    ("sgd-positional-momentum", lambda: bp.SGD(0.1, 0.9), TypeError,
-     r"positional argument"),
-    ("step-0", lambda: bp.StepDecay(0), ValueError,
-     r"^step_size must be at least 1; got 0$"),
-    ("step-float", lambda: bp.StepDecay(1.5), TypeError,
-     r"^step_size must be an integer; got 1\.5$"),
-    ("step-gamma-0", lambda: bp.StepDecay(2, gamma=0), ValueError,
-     r"^gamma must be positive; got 0\.0$"),
-    ("step-gamma-big", lambda: bp.StepDecay(2, gamma=1.5), ValueError,
-     r"^gamma must be at most 1\.0; got 1\.5$"),
-    ("step-gamma-neg", lambda: bp.StepDecay(2, gamma=-0.1), ValueError,
-     r"^gamma must be at least 0\.0; got -0\.1$"),
-    ("step-gamma-str", lambda: bp.StepDecay(2, gamma="0.1"), TypeError,
-     r"^gamma must be a real number; got '0\.1'$"),
-    ("exp-gamma-0", lambda: bp.ExponentialDecay(0.0), ValueError,
-     r"^gamma must be positive; got 0\.0$"),
-    ("exp-gamma-big", lambda: bp.ExponentialDecay(1.01), ValueError,
-     r"^gamma must be at most 1\.0; got 1\.01$"),
-    ("exp-gamma-nan", lambda: bp.ExponentialDecay(float("nan")), ValueError,
-     r"^gamma must be finite; got nan$"),
-    ("cos-tmax-0", lambda: bp.CosineAnnealing(0), ValueError,
-     r"^t_max must be at least 1; got 0$"),
-    ("cos-tmax-float", lambda: bp.CosineAnnealing(10.0), TypeError,
-     r"^t_max must be an integer; got 10\.0$"),
-    ("cos-lrmin-neg", lambda: bp.CosineAnnealing(10, lr_min=-1), ValueError,
-     r"^lr_min must be at least 0\.0; got -1\.0$"),
-    ("cos-lrmin-inf", lambda: bp.CosineAnnealing(10, lr_min=float("inf")),
-     ValueError, r"^lr_min must be finite; got inf$"),
+    (
+        "dense-in-0",
+        lambda: bp.Dense(0, 5),
+        ValueError,
+        r"^in_features must be at least 1; got 0$",
+    ),
+    (
+        "dense-out-neg",
+        lambda: bp.Dense(4, -2),
+        ValueError,
+        r"^out_features must be at least 1; got -2$",
+    ),
+    (
+        "dense-in-float",
+        lambda: bp.Dense(4.0, 5),
+        TypeError,
+        r"^in_features must be an integer; got 4\.0$",
+    ),
+    (
+        "dense-out-str",
+        lambda: bp.Dense(4, "5"),
+        TypeError,
+        r"^out_features must be an integer; got '5'$",
+    ),
+    (
+        "dense-in-bool",
+        lambda: bp.Dense(True, 5),
+        TypeError,
+        r"^in_features must be an integer; got True$",
+    ),
+    (
+        "dense-activation",
+        lambda: bp.Dense(4, 5, "relu6"),
+        ValueError,
+        r"^activation is 'relu6'; expected one of identity, sigmoid, tanh, relu",
+    ),
+    (
+        "dense-activation-case",
+        lambda: bp.Dense(4, 5, "ReLU"),
+        ValueError,
+        r"^activation is 'ReLU'; expected one of",
+    ),
+    (
+        "dense-activation-none",
+        lambda: bp.Dense(4, 5, None),
+        ValueError,
+        r"^activation is None; expected one of",
+    ),
+    (
+        "dense-init",
+        lambda: bp.Dense(4, 5, init="xavier"),
+        ValueError,
+        r"^init is 'xavier'; expected one of auto, he, glorot$",
+    ),
+    (
+        "seq-empty",
+        lambda: bp.Sequential([], "mse"),
+        ValueError,
+        r"^layers must be a non-empty list of Dense; got \[\]$",
+    ),
+    (
+        "seq-not-list",
+        lambda: bp.Sequential(_D45, "mse"),
+        ValueError,
+        r"^layers must be a non-empty list of Dense; got Dense\(4, 5",
+    ),
+    (
+        "seq-not-dense",
+        lambda: bp.Sequential([_D45, (5, 3)], "mse"),
+        TypeError,
+        r"^layers\[1\] is \(5, 3\); expected a Dense layer$",
+    ),
+    (
+        "seq-chain",
+        lambda: bp.Sequential([_D45, bp.Dense(6, 3)], "mse"),
+        ValueError,
+        r"^layers\[1\] expects 6 inputs, but layers\[0\] has 5 outputs$",
+    ),
+    (
+        "seq-chain-late",
+        lambda: bp.Sequential([_D45, bp.Dense(5, 3), bp.Dense(2, 1)], "mse"),
+        ValueError,
+        r"^layers\[2\] expects 2 inputs, but layers\[1\] has 3 outputs$",
+    ),
+    (
+        "seq-loss",
+        lambda: bp.Sequential([_D45], "mse2"),
+        ValueError,
+        r"^loss is 'mse2'; expected one of mse, mae, huber, binary_cross_entropy, "
+        r"cross_entropy$",
+    ),
+    (
+        "seq-loss-none",
+        lambda: bp.Sequential([_D45], None),
+        ValueError,
+        r"^loss is None; expected one of",
+    ),
+    (
+        "seq-ce-identity",
+        lambda: bp.Sequential([_D45], "cross_entropy"),
+        ValueError,
+        r"^loss 'cross_entropy' needs a 'softmax' output layer; the last "
+        r"layer has activation 'relu'$",
+    ),
+    (
+        "seq-ce-sigmoid",
+        lambda: bp.Sequential([bp.Dense(4, 3, "sigmoid")], "cross_entropy"),
+        ValueError,
+        r"^loss 'cross_entropy' needs a 'softmax' output layer; the last "
+        r"layer has activation 'sigmoid'$",
+    ),
+    (
+        "seq-bce-softmax",
+        lambda: bp.Sequential([bp.Dense(4, 3, "softmax")], "binary_cross_entropy"),
+        ValueError,
+        r"^loss 'binary_cross_entropy' needs a 'sigmoid' output layer; "
+        r"the last layer has activation 'softmax'$",
+    ),
+    (
+        "seq-bce-identity",
+        lambda: bp.Sequential([bp.Dense(4, 3)], "binary_cross_entropy"),
+        ValueError,
+        r"needs a 'sigmoid' output layer; the last layer has activation "
+        r"'identity'$",
+    ),
+    (
+        "seq-dtype-float16",
+        lambda: bp.Sequential([_D45], "mse", dtype="float16"),
+        ValueError,
+        r"^dtype is 'float16'; expected 'float32' or 'float64'$",
+    ),
+    (
+        "seq-dtype-int",
+        lambda: bp.Sequential([_D45], "mse", dtype=np.int32),
+        ValueError,
+        r"^dtype is <class 'numpy\.int32'>; expected 'float32' or ",
+    ),
+    (
+        "seq-dtype-junk",
+        lambda: bp.Sequential([_D45], "mse", dtype="double2"),
+        ValueError,
+        r"^dtype is 'double2'; expected 'float32' or 'float64'$",
+    ),
+    (
+        "seq-seed-neg",
+        lambda: bp.Sequential([_D45], "mse", seed=-1),
+        ValueError,
+        r"^seed must be at least 0; got -1$",
+    ),
+    (
+        "seq-seed-float",
+        lambda: bp.Sequential([_D45], "mse", seed=1.5),
+        TypeError,
+        r"^seed must be an integer; got 1\.5$",
+    ),
+    (
+        "seq-seed-str",
+        lambda: bp.Sequential([_D45], "mse", seed="0"),
+        TypeError,
+        r"^seed must be an integer; got '0'$",
+    ),
+    (
+        "sgd-lr-neg",
+        lambda: bp.SGD(lr=-0.1),
+        ValueError,
+        r"^lr must be at least 0\.0; got -0\.1$",
+    ),
+    (
+        "sgd-lr-nan",
+        lambda: bp.SGD(lr=float("nan")),
+        ValueError,
+        r"^lr must be finite; got nan$",
+    ),
+    (
+        "sgd-lr-inf",
+        lambda: bp.SGD(lr=float("inf")),
+        ValueError,
+        r"^lr must be finite; got inf$",
+    ),
+    (
+        "sgd-lr-str",
+        lambda: bp.SGD(lr="0.1"),
+        TypeError,
+        r"^lr must be a real number; got '0\.1'$",
+    ),
+    (
+        "sgd-lr-none",
+        lambda: bp.SGD(lr=None),
+        TypeError,
+        r"^lr must be a real number; got None$",
+    ),
+    (
+        "sgd-momentum-1",
+        lambda: bp.SGD(momentum=1.0),
+        ValueError,
+        r"^momentum must be below 1\.0; got 1\.0$",
+    ),
+    (
+        "sgd-momentum-2",
+        lambda: bp.SGD(momentum=2),
+        ValueError,
+        r"^momentum must be below 1\.0; got 2\.0$",
+    ),
+    (
+        "sgd-momentum-neg",
+        lambda: bp.SGD(momentum=-0.1),
+        ValueError,
+        r"^momentum must be at least 0\.0; got -0\.1$",
+    ),
+    (
+        "sgd-momentum-bool",
+        lambda: bp.SGD(momentum=True),
+        TypeError,
+        r"^momentum must be a real number; got True$",
+    ),
+    (
+        "sgd-nesterov-no-momentum",
+        lambda: bp.SGD(nesterov=True),
+        ValueError,
+        r"^nesterov=True needs momentum > 0; got momentum=0\.0$",
+    ),
+    (
+        "sgd-nesterov-str",
+        lambda: bp.SGD(momentum=0.9, nesterov="yes"),
+        TypeError,
+        r"^nesterov must be a bool; got 'yes'$",
+    ),
+    (
+        "sgd-wd-neg",
+        lambda: bp.SGD(weight_decay=-1e-4),
+        ValueError,
+        r"^weight_decay must be at least 0\.0; got -0\.0001$",
+    ),
+    (
+        "sgd-wd-nan",
+        lambda: bp.SGD(weight_decay=float("nan")),
+        ValueError,
+        r"^weight_decay must be finite; got nan$",
+    ),
+    (
+        "sgd-schedule-str",
+        lambda: bp.SGD(schedule="step"),
+        TypeError,
+        r"^schedule must be StepDecay, ExponentialDecay, CosineAnnealing or None; "
+        r"got 'step'$",
+    ),
+    (
+        "sgd-schedule-class",
+        lambda: bp.SGD(schedule=bp.StepDecay),
+        TypeError,
+        r"^schedule must be StepDecay, .* got <class ",
+    ),
+    (
+        "sgd-positional-momentum",
+        lambda: bp.SGD(0.1, 0.9),
+        TypeError,
+        r"positional argument",
+    ),
+    (
+        "step-0",
+        lambda: bp.StepDecay(0),
+        ValueError,
+        r"^step_size must be at least 1; got 0$",
+    ),
+    (
+        "step-float",
+        lambda: bp.StepDecay(1.5),
+        TypeError,
+        r"^step_size must be an integer; got 1\.5$",
+    ),
+    (
+        "step-gamma-0",
+        lambda: bp.StepDecay(2, gamma=0),
+        ValueError,
+        r"^gamma must be positive; got 0\.0$",
+    ),
+    (
+        "step-gamma-big",
+        lambda: bp.StepDecay(2, gamma=1.5),
+        ValueError,
+        r"^gamma must be at most 1\.0; got 1\.5$",
+    ),
+    (
+        "step-gamma-neg",
+        lambda: bp.StepDecay(2, gamma=-0.1),
+        ValueError,
+        r"^gamma must be at least 0\.0; got -0\.1$",
+    ),
+    (
+        "step-gamma-str",
+        lambda: bp.StepDecay(2, gamma="0.1"),
+        TypeError,
+        r"^gamma must be a real number; got '0\.1'$",
+    ),
+    (
+        "exp-gamma-0",
+        lambda: bp.ExponentialDecay(0.0),
+        ValueError,
+        r"^gamma must be positive; got 0\.0$",
+    ),
+    (
+        "exp-gamma-big",
+        lambda: bp.ExponentialDecay(1.01),
+        ValueError,
+        r"^gamma must be at most 1\.0; got 1\.01$",
+    ),
+    (
+        "exp-gamma-nan",
+        lambda: bp.ExponentialDecay(float("nan")),
+        ValueError,
+        r"^gamma must be finite; got nan$",
+    ),
+    (
+        "cos-tmax-0",
+        lambda: bp.CosineAnnealing(0),
+        ValueError,
+        r"^t_max must be at least 1; got 0$",
+    ),
+    (
+        "cos-tmax-float",
+        lambda: bp.CosineAnnealing(10.0),
+        TypeError,
+        r"^t_max must be an integer; got 10\.0$",
+    ),
+    (
+        "cos-lrmin-neg",
+        lambda: bp.CosineAnnealing(10, lr_min=-1),
+        ValueError,
+        r"^lr_min must be at least 0\.0; got -1\.0$",
+    ),
+    (
+        "cos-lrmin-inf",
+        lambda: bp.CosineAnnealing(10, lr_min=float("inf")),
+        ValueError,
+        r"^lr_min must be finite; got inf$",
+    ),
 ]
 
 
@@ -691,21 +1287,49 @@ def test_bad_constructor_arguments(make, exc, match):
 @pytest.mark.parametrize(
     ("args", "kwargs", "exc", "match"),
     [
-        pytest.param(([bp.Dense(4, 5), bp.Dense(6, 1)], "mse"), {}, ValueError,
-                     r"^layers\[1\] expects 6 inputs, but layers\[0\] has 5 "
-                     r"outputs$", id="chain"),
-        pytest.param(([bp.Dense(4, 1)], "hinge"), {}, ValueError,
-                     r"^loss is 'hinge'; expected one of", id="loss"),
-        pytest.param(([bp.Dense(4, 3)], "cross_entropy"), {}, ValueError,
-                     r"^loss 'cross_entropy' needs a 'softmax' output layer",
-                     id="ce-pairing"),
-        pytest.param(([bp.Dense(4, 3, "tanh")], "binary_cross_entropy"), {},
-                     ValueError, r"^loss 'binary_cross_entropy' needs a 'sigmoid'",
-                     id="bce-pairing"),
-        pytest.param(([bp.Dense(4, 1)], "mse"), {"dtype": "float16"}, ValueError,
-                     r"^dtype is 'float16'", id="dtype"),
-        pytest.param(([bp.Dense(4, 1)], "mse"), {"dtype": "int64"}, ValueError,
-                     r"^dtype is 'int64'", id="dtype-int"),
+        pytest.param(
+            ([bp.Dense(4, 5), bp.Dense(6, 1)], "mse"),
+            {},
+            ValueError,
+            r"^layers\[1\] expects 6 inputs, but layers\[0\] has 5 "
+            r"outputs$",
+            id="chain",
+        ),
+        pytest.param(
+            ([bp.Dense(4, 1)], "hinge"),
+            {},
+            ValueError,
+            r"^loss is 'hinge'; expected one of",
+            id="loss",
+        ),
+        pytest.param(
+            ([bp.Dense(4, 3)], "cross_entropy"),
+            {},
+            ValueError,
+            r"^loss 'cross_entropy' needs a 'softmax' output layer",
+            id="ce-pairing",
+        ),
+        pytest.param(
+            ([bp.Dense(4, 3, "tanh")], "binary_cross_entropy"),
+            {},
+            ValueError,
+            r"^loss 'binary_cross_entropy' needs a 'sigmoid'",
+            id="bce-pairing",
+        ),
+        pytest.param(
+            ([bp.Dense(4, 1)], "mse"),
+            {"dtype": "float16"},
+            ValueError,
+            r"^dtype is 'float16'",
+            id="dtype",
+        ),
+        pytest.param(
+            ([bp.Dense(4, 1)], "mse"),
+            {"dtype": "int64"},
+            ValueError,
+            r"^dtype is 'int64'",
+            id="dtype-int",
+        ),
     ],
 )
 def test_bad_construction_both_engines(cls, args, kwargs, exc, match):
@@ -859,48 +1483,88 @@ def test_load_npz_without_metadata(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        pytest.param(lambda m: {**m, "format": "keras"},
-                     r"model\.json does not describe a backprop_rs model",
-                     id="format"),
-        pytest.param(lambda m: {k: v for k, v in m.items() if k != "format"},
-                     r"model\.json does not describe a backprop_rs model",
-                     id="no-format"),
-        pytest.param(lambda m: {**m, "version": 2},
-                     r"format version 2; this release reads version 1",
-                     id="version"),
-        pytest.param(lambda m: {**m, "version": "1"},
-                     r"format version '1'; this release reads version 1",
-                     id="version-str"),
-        pytest.param(lambda m: {k: v for k, v in m.items() if k != "version"},
-                     r"format version None", id="no-version"),
-        pytest.param(lambda m: [m], r"does not describe a backprop_rs model",
-                     id="list"),
-        pytest.param(lambda m: {k: v for k, v in m.items() if k != "layers"},
-                     r"not a valid backprop_rs model file", id="no-layers"),
-        pytest.param(lambda m: {**m, "layers": 3},
-                     r"not a valid backprop_rs model file", id="layers-int"),
-        pytest.param(lambda m: {**m, "layers": [1, 2]},
-                     r"not a valid backprop_rs model file", id="layers-ints"),
-        pytest.param(lambda m: {**m, "layers": []},
-                     r"layers must be a non-empty list", id="layers-empty"),
         pytest.param(
-            lambda m: {**m, "layers": [{**m["layers"][0], "activation": "evil"},
-                                       m["layers"][1]]},
-            r"activation is 'evil'", id="activation"),
+            lambda m: {**m, "format": "keras"},
+            r"model\.json does not describe a backprop_rs model",
+            id="format",
+        ),
         pytest.param(
-            lambda m: {**m, "layers": [{**m["layers"][0], "out_features": 6},
-                                       m["layers"][1]]},
+            lambda m: {k: v for k, v in m.items() if k != "format"},
+            r"model\.json does not describe a backprop_rs model",
+            id="no-format",
+        ),
+        pytest.param(
+            lambda m: {**m, "version": 2},
+            r"format version 2; this release reads version 1",
+            id="version",
+        ),
+        pytest.param(
+            lambda m: {**m, "version": "1"},
+            r"format version '1'; this release reads version 1",
+            id="version-str",
+        ),
+        pytest.param(
+            lambda m: {k: v for k, v in m.items() if k != "version"},
+            r"format version None",
+            id="no-version",
+        ),
+        pytest.param(
+            lambda m: [m], r"does not describe a backprop_rs model", id="list"
+        ),
+        pytest.param(
+            lambda m: {k: v for k, v in m.items() if k != "layers"},
+            r"not a valid backprop_rs model file",
+            id="no-layers",
+        ),
+        pytest.param(
+            lambda m: {**m, "layers": 3},
+            r"not a valid backprop_rs model file",
+            id="layers-int",
+        ),
+        pytest.param(
+            lambda m: {**m, "layers": [1, 2]},
+            r"not a valid backprop_rs model file",
+            id="layers-ints",
+        ),
+        pytest.param(
+            lambda m: {**m, "layers": []},
+            r"layers must be a non-empty list",
+            id="layers-empty",
+        ),
+        pytest.param(
+            lambda m: {
+                **m,
+                "layers": [{**m["layers"][0], "activation": "evil"}, m["layers"][1]],
+            },
+            r"activation is 'evil'",
+            id="activation",
+        ),
+        pytest.param(
+            lambda m: {
+                **m,
+                "layers": [{**m["layers"][0], "out_features": 6}, m["layers"][1]],
+            },
             r"W0 and b0 have shapes \(4, 5\) and \(5,\); the architecture declares "
-            r"\(4, 6\)", id="chain"),
+            r"\(4, 6\)",
+            id="chain",
+        ),
         pytest.param(lambda m: {**m, "loss": "evil"}, r"loss is 'evil'", id="loss"),
-        pytest.param(lambda m: {**m, "dtype": "float16"}, r"dtype is 'float16'",
-                     id="dtype"),
-        pytest.param(lambda m: {**m, "seed": -4}, r"seed must be at least 0",
-                     id="seed"),
-        pytest.param(lambda m: {**m, "rng_state": {"bit_generator": "MT19937"}},
-                     r"not a valid backprop_rs model file", id="rng-state"),
-        pytest.param(lambda m: {**m, "rng_state": 7},
-                     r"not a valid backprop_rs model file", id="rng-state-int"),
+        pytest.param(
+            lambda m: {**m, "dtype": "float16"}, r"dtype is 'float16'", id="dtype"
+        ),
+        pytest.param(
+            lambda m: {**m, "seed": -4}, r"seed must be at least 0", id="seed"
+        ),
+        pytest.param(
+            lambda m: {**m, "rng_state": {"bit_generator": "MT19937"}},
+            r"not a valid backprop_rs model file",
+            id="rng-state",
+        ),
+        pytest.param(
+            lambda m: {**m, "rng_state": 7},
+            r"not a valid backprop_rs model file",
+            id="rng-state-int",
+        ),
     ],
 )
 def test_load_bad_metadata(cls, tmp_path, edit, match):
@@ -963,16 +1627,31 @@ def test_load_metadata_0d_huge_int_is_a_value_error(tmp_path):
     [
         pytest.param(lambda e: e.pop("W1"), r"W1", id="missing-W1"),
         pytest.param(lambda e: e.pop("b0"), r"b0", id="missing-b0"),
-        pytest.param(lambda e: e.update(W1=e["W1"].T),
-                     r"W1 and b1 have shapes \(3, 5\)", id="W1-shape"),
-        pytest.param(lambda e: e.update(b1=e["b1"][:2]),
-                     r"W1 and b1 have shapes \(5, 3\) and \(2,\)", id="b1-shape"),
-        pytest.param(lambda e: e.update(W1=_with(e["W1"], (0, 0), np.nan)),
-                     r"weights\[1\]\[0\] contains nan", id="W1-nan"),
-        pytest.param(lambda e: e.update(W0=e["W0"].astype(str)),
-                     r"weights\[0\]\[0\] has dtype <U", id="W0-string"),
-        pytest.param(lambda e: e.update(W0=e["W0"].astype(complex)),
-                     r"weights\[0\]\[0\] has dtype complex128", id="W0-complex"),
+        pytest.param(
+            lambda e: e.update(W1=e["W1"].T),
+            r"W1 and b1 have shapes \(3, 5\)",
+            id="W1-shape",
+        ),
+        pytest.param(
+            lambda e: e.update(b1=e["b1"][:2]),
+            r"W1 and b1 have shapes \(5, 3\) and \(2,\)",
+            id="b1-shape",
+        ),
+        pytest.param(
+            lambda e: e.update(W1=_with(e["W1"], (0, 0), np.nan)),
+            r"weights\[1\]\[0\] contains nan",
+            id="W1-nan",
+        ),
+        pytest.param(
+            lambda e: e.update(W0=e["W0"].astype(str)),
+            r"weights\[0\]\[0\] has dtype <U",
+            id="W0-string",
+        ),
+        pytest.param(
+            lambda e: e.update(W0=e["W0"].astype(complex)),
+            r"weights\[0\]\[0\] has dtype complex128",
+            id="W0-complex",
+        ),
     ],
 )
 def test_load_bad_weights(cls, tmp_path, edit, match):
@@ -1320,8 +1999,9 @@ def test_gradients_are_independent_arrays(cls):
     for dw, _ in grads:
         if dw.flags.writeable:
             dw[...] = 1e9
-    _assert_grads_equal(model.loss_and_gradients(D.X, D.y),
-                        _model(cls).loss_and_gradients(D.X, D.y))
+    _assert_grads_equal(
+        model.loss_and_gradients(D.X, D.y), _model(cls).loss_and_gradients(D.X, D.y)
+    )
 
 
 # Non-finite training -----------------------------------------------------------
@@ -1358,8 +2038,9 @@ def test_exploding_training_with_momentum_keeps_weights_finite(cls):
     Y = rng.normal(size=(40, 2)) * 1e3
     model = _model(cls, "reg", dtype="float32")
     with pytest.raises(bp.NonFiniteLossError, match=r"in epoch \d+ at step \d+"):
-        model.fit(X, Y, epochs=100, batch_size=5,
-                  optimizer=bp.SGD(lr=1e4, momentum=0.99))
+        model.fit(
+            X, Y, epochs=100, batch_size=5, optimizer=bp.SGD(lr=1e4, momentum=0.99)
+        )
     for w, b in model.get_weights():
         assert np.isfinite(w).all() and np.isfinite(b).all()
 
@@ -1376,8 +2057,9 @@ def test_batch_size_larger_than_data_is_one_full_batch(cls, kind, shuffle):
     results = []
     for batch_size in (n, n + 1, 10 * n, 2**31):
         model = _model(cls, kind)
-        h = model.fit(D.X, t, epochs=3, batch_size=batch_size, optimizer=_opt(),
-                      shuffle=shuffle)
+        h = model.fit(
+            D.X, t, epochs=3, batch_size=batch_size, optimizer=_opt(), shuffle=shuffle
+        )
         results.append((h.history, model.get_weights()))
     for history, weights in results[1:]:
         assert history == results[0][0]
@@ -1386,10 +2068,9 @@ def test_batch_size_larger_than_data_is_one_full_batch(cls, kind, shuffle):
     model = _model(cls, kind)
     w0 = model.get_weights()
     _, grads = model.loss_and_gradients(D.X, t)
-    model.fit(D.X, t, epochs=1, batch_size=10 * n, optimizer=bp.SGD(lr=0.1),
-              shuffle=shuffle)
+    model.fit(
+        D.X, t, epochs=1, batch_size=10 * n, optimizer=bp.SGD(lr=0.1), shuffle=shuffle
+    )
     for (w, b), (dw, db), (nw, nb) in zip(w0, grads, model.get_weights()):
-        np.testing.assert_allclose(nw, w - np.float32(0.1) * dw, rtol=1e-5,
-                                   atol=1e-6)
-        np.testing.assert_allclose(nb, b - np.float32(0.1) * db, rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(nw, w - np.float32(0.1) * dw, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(nb, b - np.float32(0.1) * db, rtol=1e-5, atol=1e-6)

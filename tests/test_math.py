@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 import warnings
 
-import backprop_rs as bp
 import numpy as np
 import pytest
+
+import backprop_rs as bp
 from backprop_rs import reference
 
 ACTIVATIONS = [

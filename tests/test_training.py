@@ -57,13 +57,13 @@ def test_core_and_reference_share_init_and_shuffles_for_a_seed():
 
 
 def test_global_generators_are_neither_used_nor_disturbed():
-    np.random.seed(123)
+    np.random.seed(123)  # noqa: NPY002 (the global generator is under test)
     random.seed(123)
-    np_state, py_state = np.random.get_state(), random.getstate()
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
     X, y = bp.datasets.load_digits()
     m = digits_model(seed=None)
     m.fit(X, y, epochs=1, batch_size=64)
-    after = np.random.get_state()
+    after = np.random.get_state()  # noqa: NPY002
     assert all(np.array_equal(x, z) for x, z in zip(np_state, after))
     assert random.getstate() == py_state
 
@@ -72,7 +72,8 @@ def test_init_follows_he_and_glorot_scales():
     # He: std sqrt(2 / fan_in); Glorot: uniform with limit sqrt(6 / (in + out)).
     m = bp.Sequential(
         [bp.Dense(400, 300, activation="relu"), bp.Dense(300, 200, "tanh")],
-        loss="mse", seed=0,
+        loss="mse",
+        seed=0,
     )
     (w1, b1), (w2, b2) = m.get_weights()
     assert abs(w1.std() - np.sqrt(2 / 400)) < 0.02 * np.sqrt(2 / 400)
@@ -180,7 +181,8 @@ def test_fit_releases_the_gil_so_other_threads_progress():
     y = rng.integers(0, 10, size=20_000)
     m = bp.Sequential(
         [bp.Dense(256, 512, "relu"), bp.Dense(512, 10, "softmax")],
-        loss="cross_entropy", seed=0,
+        loss="cross_entropy",
+        seed=0,
     )
     # Pure-Python work rate with nothing else running, over 0.2 s.
     n, t0 = 0, time.perf_counter()
@@ -235,10 +237,29 @@ def test_command_line_entry_point_runs_the_demo():
 def test_fashion_mnist_issue_recipe_reaches_087(fashion_data, tmp_path):
     path = tmp_path / "model.npz"
     args = cli._parser().parse_args(
-        ["train", "--data", "fashion-mnist", "--hidden", "256,128",
-         "--activation", "relu", "--epochs", "10", "--batch-size", "128",
-         "--lr", "0.05", "--momentum", "0.9", "--seed", "0", "--save", str(path),
-         "--verbose", "0"]
+        [
+            "train",
+            "--data",
+            "fashion-mnist",
+            "--hidden",
+            "256,128",
+            "--activation",
+            "relu",
+            "--epochs",
+            "10",
+            "--batch-size",
+            "128",
+            "--lr",
+            "0.05",
+            "--momentum",
+            "0.9",
+            "--seed",
+            "0",
+            "--save",
+            str(path),
+            "--verbose",
+            "0",
+        ]
     )
     accuracy = cli._train(args)
     assert accuracy >= 0.87
@@ -253,6 +274,7 @@ def test_fashion_mnist_issue_recipe_reaches_087(fashion_data, tmp_path):
     "set BACKPROP_RS_SLOW=1",
 )
 def test_fashion_mnist_default_recipe_reaches_089(fashion_data):
-    args = cli._parser().parse_args(["train", "--data", "fashion-mnist",
-                                     "--verbose", "0"])
+    args = cli._parser().parse_args(
+        ["train", "--data", "fashion-mnist", "--verbose", "0"]
+    )
     assert cli._train(args) >= 0.89
