@@ -48,15 +48,7 @@ impl<T: Real> Dense<T> {
     /// pass will need it.
     pub fn forward(&self, input: &[T], rows: usize, a: &mut [T], z_keep: Option<&mut [T]>) {
         let n = rows * self.fan_out;
-        matmul(
-            rows,
-            self.fan_in,
-            self.fan_out,
-            input,
-            &self.w,
-            T::zero(),
-            &mut a[..n],
-        );
+        matmul(rows, self.fan_in, self.fan_out, input, &self.w, &mut a[..n]);
         self.activation
             .forward(&mut a[..n], &self.b, z_keep.map(|z| &mut z[..n]));
     }
@@ -65,15 +57,7 @@ impl<T: Real> Dense<T> {
     /// `dW = input^T delta`, `db = sum over rows of delta`.
     pub fn gradient(&self, input: &[T], delta: &[T], rows: usize, grad: &mut Gradient<T>) {
         let delta = &delta[..rows * self.fan_out];
-        matmul_tn(
-            self.fan_in,
-            rows,
-            self.fan_out,
-            input,
-            delta,
-            T::zero(),
-            &mut grad.w,
-        );
+        matmul_tn(self.fan_in, rows, self.fan_out, input, delta, &mut grad.w);
         grad.b.fill(T::zero());
         for row in delta.chunks_exact(self.fan_out) {
             for (g, &d) in grad.b.iter_mut().zip(row) {
@@ -91,7 +75,6 @@ impl<T: Real> Dense<T> {
             self.fan_in,
             delta,
             &self.w,
-            T::zero(),
             &mut out[..n],
         );
     }

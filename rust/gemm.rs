@@ -1,97 +1,259 @@
 //! The matrix products of the forward and backward passes.
 //!
-//! This is the only module that calls the matrix-multiply crate (through
-//! [`Real::gemm_raw`]). All matrices are row-major; a transposed operand is read
-//! through its strides, never copied.
+//! This is the only module that calls the matrix-multiply crate (`gemm`). All
+//! matrices are row-major; a transposed operand is read through its strides,
+//! never copied. A large product is cut into panels of the output, by its shape
+//! alone, and the panels run in parallel, each a single-threaded product: every
+//! output element is computed the same way on any number of threads.
+
+use rayon::prelude::*;
 
 use crate::real::Real;
+use crate::threads;
+
+/// Products with fewer multiply-adds than this run as one panel.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+/// Target panel width (rows or columns of the output).
+const PANEL: usize = 128;
+/// Panels are cut at multiples of this, the kernels' register-tile width.
+const ALIGN: usize = 16;
+const MAX_PANELS: usize = 16;
+
+/// A strided read-only matrix operand.
+#[derive(Clone, Copy)]
+struct Operand<T> {
+    ptr: *const T,
+    rs: isize,
+    cs: isize,
+}
+
+/// The output, shared between the threads that write disjoint panels of it.
+#[derive(Clone, Copy)]
+struct Output<T> {
+    ptr: *mut T,
+    rs: isize,
+}
+
+// SAFETY: the pointers are only read (operands) or written in disjoint panels
+// (output) while the borrows they come from are alive, for the duration of one
+// `product` call.
+unsafe impl<T: Send> Send for Operand<T> {}
+unsafe impl<T: Sync> Sync for Operand<T> {}
+unsafe impl<T: Send> Send for Output<T> {}
+unsafe impl<T: Sync> Sync for Output<T> {}
 
 #[allow(clippy::cast_possible_wrap)]
-fn stride(x: usize) -> isize {
+fn s(x: usize) -> isize {
     x as isize
 }
 
-/// `C (m x n) = A (m x k) B (k x n) + beta C`.
+/// How a `m x n` output is cut: along rows (`true`) or columns, into `count` panels.
+fn panels(m: usize, k: usize, n: usize) -> (bool, usize) {
+    let along_rows = m > n;
+    let long = m.max(n);
+    if m * k * n < PARALLEL_MIN_MACS || long < 2 * PANEL {
+        return (along_rows, 1);
+    }
+    (along_rows, (long / PANEL).min(MAX_PANELS))
+}
+
+/// `C = A B` with `C` row-major `m x n` (row stride `n`), `A` and `B` strided.
+///
+/// # Safety
+///
+/// `a` and `b` must address valid `m x k` and `k x n` matrices through their
+/// strides, and `c` must be valid for `m * n` writes and not alias them.
+unsafe fn product<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Operand<T>,
+    b: Operand<T>,
+    c: Output<T>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (along_rows, count) = panels(m, k, n);
+    let long = if along_rows { m } else { n };
+    // Panel boundaries depend on the shape only.
+    let edge = |p: usize| (p * long / count).next_multiple_of(ALIGN).min(long);
+    let run = move |p: usize| {
+        // Capture the whole operands, not their raw-pointer fields.
+        let (a, b, c) = (&a, &b, &c);
+        let (lo, hi) = (edge(p), edge(p + 1));
+        if lo >= hi {
+            return;
+        }
+        // SAFETY: each panel writes its own rows or columns of `c`.
+        unsafe {
+            if along_rows {
+                serial(
+                    hi - lo,
+                    k,
+                    n,
+                    a.ptr.offset(s(lo) * a.rs),
+                    *a,
+                    b.ptr,
+                    *b,
+                    c.ptr.offset(s(lo) * c.rs),
+                    c.rs,
+                );
+            } else {
+                serial(
+                    m,
+                    k,
+                    hi - lo,
+                    a.ptr,
+                    *a,
+                    b.ptr.offset(s(lo) * b.cs),
+                    *b,
+                    c.ptr.add(lo),
+                    c.rs,
+                );
+            }
+        }
+    };
+    if count == 1 {
+        run(0);
+    } else {
+        threads::run(|| (0..count).into_par_iter().for_each(run));
+    }
+}
+
+/// One single-threaded product into a row-major block of `c`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn serial<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    a_strides: Operand<T>,
+    b: *const T,
+    b_strides: Operand<T>,
+    c: *mut T,
+    rsc: isize,
+) {
+    // gemm computes dst = alpha dst + beta lhs rhs; with read_dst false, dst = lhs rhs.
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        rsc,
+        false,
+        a,
+        a_strides.cs,
+        a_strides.rs,
+        b,
+        b_strides.cs,
+        b_strides.rs,
+        T::zero(),
+        T::one(),
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+/// `C (m x n) = A (m x k) B (k x n)`.
 ///
 /// # Panics
 ///
 /// If a slice is shorter than its shape requires.
-pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T]) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let a = Operand {
+        ptr: a.as_ptr(),
+        rs: s(k),
+        cs: 1,
+    };
+    let b = Operand {
+        ptr: b.as_ptr(),
+        rs: s(n),
+        cs: 1,
+    };
     // SAFETY: the lengths were checked above; `c` is a unique borrow.
     unsafe {
-        T::gemm_raw(
+        product(
             m,
             k,
             n,
-            T::one(),
-            a.as_ptr(),
-            stride(k),
-            1,
-            b.as_ptr(),
-            stride(n),
-            1,
-            beta,
-            c.as_mut_ptr(),
-            stride(n),
-            1,
-        );
+            a,
+            b,
+            Output {
+                ptr: c.as_mut_ptr(),
+                rs: s(n),
+            },
+        )
     }
 }
 
-/// `C (m x n) = A^T B + beta C`, where `a` holds A as `k x m` and `b` holds B as `k x n`.
+/// `C (m x n) = A^T B`, where `a` holds A as `k x m` and `b` holds B as `k x n`.
 ///
 /// # Panics
 ///
 /// If a slice is shorter than its shape requires.
-pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T]) {
     assert!(a.len() >= k * m && b.len() >= k * n && c.len() >= m * n);
+    let a = Operand {
+        ptr: a.as_ptr(),
+        rs: 1,
+        cs: s(m),
+    };
+    let b = Operand {
+        ptr: b.as_ptr(),
+        rs: s(n),
+        cs: 1,
+    };
     // SAFETY: the lengths were checked above; `c` is a unique borrow.
     unsafe {
-        T::gemm_raw(
+        product(
             m,
             k,
             n,
-            T::one(),
-            a.as_ptr(),
-            1,
-            stride(m),
-            b.as_ptr(),
-            stride(n),
-            1,
-            beta,
-            c.as_mut_ptr(),
-            stride(n),
-            1,
-        );
+            a,
+            b,
+            Output {
+                ptr: c.as_mut_ptr(),
+                rs: s(n),
+            },
+        )
     }
 }
 
-/// `C (m x n) = A B^T + beta C`, where `a` holds A as `m x k` and `b` holds B as `n x k`.
+/// `C (m x n) = A B^T`, where `a` holds A as `m x k` and `b` holds B as `n x k`.
 ///
 /// # Panics
 ///
 /// If a slice is shorter than its shape requires.
-pub fn matmul_nt<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+pub fn matmul_nt<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T]) {
     assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
+    let a = Operand {
+        ptr: a.as_ptr(),
+        rs: s(k),
+        cs: 1,
+    };
+    let b = Operand {
+        ptr: b.as_ptr(),
+        rs: 1,
+        cs: s(k),
+    };
     // SAFETY: the lengths were checked above; `c` is a unique borrow.
     unsafe {
-        T::gemm_raw(
+        product(
             m,
             k,
             n,
-            T::one(),
-            a.as_ptr(),
-            stride(k),
-            1,
-            b.as_ptr(),
-            1,
-            stride(k),
-            beta,
-            c.as_mut_ptr(),
-            stride(n),
-            1,
-        );
+            a,
+            b,
+            Output {
+                ptr: c.as_mut_ptr(),
+                rs: s(n),
+            },
+        )
     }
 }
 
@@ -107,7 +269,7 @@ mod tests {
     #[test]
     fn matmul_matches_hand_product() {
         let mut c = [0.0; 4];
-        matmul(2, 3, 2, &A, &B, 0.0, &mut c);
+        matmul(2, 3, 2, &A, &B, &mut c);
         assert_eq!(c, [7.0, -1.0, 16.0, -1.0]);
     }
 
@@ -115,15 +277,44 @@ mod tests {
     fn matmul_tn_reads_transpose_through_strides() {
         // A^T A for A above: [[17, 22, 27], [22, 29, 36], [27, 36, 45]].
         let mut c = [0.0; 9];
-        matmul_tn(3, 2, 3, &A, &A, 0.0, &mut c);
+        matmul_tn(3, 2, 3, &A, &A, &mut c);
         assert_eq!(c, [17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
     }
 
     #[test]
-    fn matmul_nt_reads_transpose_through_strides_and_accumulates() {
-        // A A^T = [[14, 32], [32, 77]], plus beta = 1 times a C of ones.
-        let mut c = [1.0; 4];
-        matmul_nt(2, 3, 2, &A, &A, 1.0, &mut c);
-        assert_eq!(c, [15.0, 33.0, 33.0, 78.0]);
+    fn matmul_nt_reads_transpose_through_strides() {
+        // A A^T = [[14, 32], [32, 77]].
+        let mut c = [0.0; 4];
+        matmul_nt(2, 3, 2, &A, &A, &mut c);
+        assert_eq!(c, [14.0, 32.0, 32.0, 77.0]);
+    }
+
+    /// Integer-valued entries keep every product exact, so a naive triple loop
+    /// is an exact reference for the panelled, threaded one.
+    fn check_against_naive(m: usize, k: usize, n: usize) {
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 3) % 7) as f32 - 3.0).collect();
+        let mut c = vec![f32::NAN; m * n];
+        matmul(m, k, n, &a, &b, &mut c);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                assert_eq!(c[i * n + j], want, "({i}, {j}) of {m}x{k}x{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn panelled_products_match_a_naive_product() {
+        check_against_naive(300, 70, 40); // cut along rows
+        check_against_naive(33, 90, 517); // cut along columns, ragged last panel
+        check_against_naive(5, 3, 7); // one panel
+    }
+
+    #[test]
+    fn panels_depend_on_shape_only() {
+        assert_eq!(panels(128, 784, 256), (false, 2));
+        assert_eq!(panels(784, 128, 256), (true, 6));
+        assert_eq!(panels(16, 64, 32), (false, 1));
     }
 }

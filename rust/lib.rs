@@ -17,6 +17,7 @@ pub mod loss;
 pub mod network;
 pub mod optim;
 pub mod real;
+pub mod threads;
 pub mod train;
 
 #[cfg(feature = "python")]

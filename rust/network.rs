@@ -221,6 +221,11 @@ impl<T: Real> Network<T> {
     pub fn predict(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) {
         let (f, o) = (self.n_inputs(), self.n_outputs());
         assert!(x.len() == rows * f && out.len() == rows * o);
+        crate::threads::run(|| self.predict_chunks(x, rows, chunk, out));
+    }
+
+    fn predict_chunks(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) {
+        let (f, o) = (self.n_inputs(), self.n_outputs());
         let mut caches = self.caches(chunk.min(rows).max(1));
         let last = self.layers.len() - 1;
         for start in (0..rows).step_by(chunk.max(1)) {
@@ -232,6 +237,16 @@ impl<T: Real> Network<T> {
 
     /// The summed loss and correct count over every row of `x`, in chunks.
     pub fn evaluate(
+        &self,
+        x: &[T],
+        targets: Targets<'_, T>,
+        rows: usize,
+        chunk: usize,
+    ) -> BatchStats {
+        crate::threads::run(|| self.evaluate_chunks(x, targets, rows, chunk))
+    }
+
+    fn evaluate_chunks(
         &self,
         x: &[T],
         targets: Targets<'_, T>,

@@ -8,7 +8,7 @@ use num_traits::Float;
 /// A floating-point type the network can compute in.
 ///
 /// Everything the core needs beyond [`num_traits::Float`]: the error function for the
-/// exact GELU, conversion of constants, and the matrix product of the right precision.
+/// exact GELU and conversion of constants.
 pub trait Real:
     Float + AddAssign + SubAssign + MulAssign + Default + Debug + Send + Sync + 'static
 {
@@ -23,30 +23,6 @@ pub trait Real:
 
     /// The error function.
     fn erf(self) -> Self;
-
-    /// `C = alpha * A B + beta * C` on strided matrices.
-    ///
-    /// # Safety
-    ///
-    /// Every element addressed by the shapes and strides must lie inside the
-    /// allocation the pointer comes from; `c` must not alias `a` or `b`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
 }
 
 impl Real for f32 {
@@ -67,25 +43,6 @@ impl Real for f32 {
     fn erf(self) -> Self {
         libm::erff(self)
     }
-
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    ) {
-        matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
-    }
 }
 
 impl Real for f64 {
@@ -104,24 +61,5 @@ impl Real for f64 {
     #[inline(always)]
     fn erf(self) -> Self {
         libm::erf(self)
-    }
-
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    ) {
-        matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
     }
 }

@@ -9,6 +9,7 @@ use crate::loss::Targets;
 use crate::network::{Caches, Network};
 use crate::optim::{Sgd, Velocity};
 use crate::real::Real;
+use crate::threads;
 
 /// Every buffer a training step writes, allocated once per batch size and reused.
 #[derive(Debug)]
@@ -88,7 +89,7 @@ pub enum Stop<E> {
 /// If `ws` does not fit `net` and `batch`, `batch` is zero, or an index in
 /// `order` is out of range for `x`.
 #[allow(clippy::too_many_arguments)]
-pub fn train_epoch<T: Real, E>(
+pub fn train_epoch<T: Real, E: Send>(
     net: &mut Network<T>,
     ws: &mut Workspace<T>,
     x: &[T],
@@ -97,9 +98,26 @@ pub fn train_epoch<T: Real, E>(
     batch: usize,
     sgd: &Sgd<T>,
     velocity: &mut Velocity<T>,
-    between: &mut dyn FnMut(&EpochStats) -> Result<(), E>,
+    between: &mut (dyn FnMut(&EpochStats) -> Result<(), E> + Send),
 ) -> Result<EpochStats, Stop<E>> {
     assert!(batch > 0 && ws.fits(net, batch));
+    // The whole epoch runs on the pool, so that each product's panels fork and
+    // join there instead of waking this thread.
+    threads::run(|| epoch(net, ws, x, targets, order, batch, sgd, velocity, between))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn epoch<T: Real, E: Send>(
+    net: &mut Network<T>,
+    ws: &mut Workspace<T>,
+    x: &[T],
+    targets: Targets<'_, T>,
+    order: &[u32],
+    batch: usize,
+    sgd: &Sgd<T>,
+    velocity: &mut Velocity<T>,
+    between: &mut (dyn FnMut(&EpochStats) -> Result<(), E> + Send),
+) -> Result<EpochStats, Stop<E>> {
     let (f, o) = (net.n_inputs(), net.n_outputs());
     let mut stats = EpochStats::default();
     for idx in order.chunks(batch) {

@@ -1,0 +1,119 @@
+//! Training allocates nothing per batch once its buffers exist: a counting
+//! global allocator watches a whole epoch after a warm-up epoch.
+//!
+//! The `gemm` crate allocates its packing buffers inside each product (it takes
+//! no caller-provided workspace; `matrixmultiply` does the same), so the test
+//! measures what each of a step's products allocates on its own and requires
+//! the epoch to allocate exactly that and nothing more: the core's own code
+//! allocates nothing per batch. The README's limitations say so.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use backprop_rs::gemm::{matmul, matmul_nt, matmul_tn};
+use backprop_rs::{train_epoch, Activation, Loss, Network, Sgd, Targets, Velocity, Workspace};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_of(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    f();
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+/// What the matrix products of one step of `rows` rows allocate, called alone.
+fn product_allocations(widths: &[(usize, usize)], rows: usize) -> usize {
+    let mut total = 0;
+    for (l, &(fan_in, fan_out)) in widths.iter().enumerate() {
+        let a = vec![0.5_f32; rows * fan_in];
+        let w = vec![0.25_f32; fan_in * fan_out];
+        let d = vec![0.125_f32; rows * fan_out];
+        let mut z = vec![0.0_f32; rows * fan_out];
+        let mut dw = vec![0.0_f32; fan_in * fan_out];
+        let mut below = vec![0.0_f32; rows * fan_in];
+        total += allocations_of(|| matmul(rows, fan_in, fan_out, &a, &w, &mut z));
+        total += allocations_of(|| matmul_tn(fan_in, rows, fan_out, &a, &d, &mut dw));
+        if l > 0 {
+            total += allocations_of(|| matmul_nt(rows, fan_out, fan_in, &d, &w, &mut below));
+        }
+    }
+    total
+}
+
+#[test]
+fn an_epoch_after_warm_up_allocates_only_inside_the_products() {
+    let (n, f, batch) = (1000, 64, 16);
+    let specs = [
+        (f, 32, Activation::Relu),
+        (32, 16, Activation::Gelu),
+        (16, 10, Activation::Softmax),
+    ];
+    let mut net = Network::<f32>::new(&specs, Loss::CrossEntropy).unwrap();
+    for layer in &mut net.layers {
+        for (i, w) in layer.w.iter_mut().enumerate() {
+            *w = ((i % 17) as f32 - 8.0) * 0.03;
+        }
+    }
+    let x: Vec<f32> = (0..n * f).map(|i| ((i % 255) as f32) / 255.0).collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i % 10) as u32).collect();
+    // 1000 rows in batches of 16: 62 full batches and a smaller last one.
+    let order: Vec<u32> = (0..n as u32).rev().collect();
+    let sgd = Sgd {
+        lr: 0.01,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 1e-4,
+    };
+    let mut ws = Workspace::new(&net, batch);
+    let mut velocity = Velocity::default();
+    let mut run = |net: &mut Network<f32>, velocity: &mut Velocity<f32>| {
+        train_epoch::<f32, ()>(
+            net,
+            &mut ws,
+            &x,
+            Targets::Labels(&labels),
+            &order,
+            batch,
+            &sgd,
+            velocity,
+            &mut |_| Ok(()),
+        )
+        .unwrap()
+    };
+
+    run(&mut net, &mut velocity);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let stats = run(&mut net, &mut velocity);
+    let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(stats.steps, 63);
+    let widths: Vec<(usize, usize)> = specs.iter().map(|&(i, o, _)| (i, o)).collect();
+    // Warm the products' own thread-local buffers before measuring them.
+    product_allocations(&widths, batch);
+    let expected = 62 * product_allocations(&widths, batch) + product_allocations(&widths, 8);
+    // Handing the epoch to the thread pool may allocate once (its job queue grows
+    // in blocks): that is per epoch, not per batch.
+    assert!(
+        (expected..=expected + 1).contains(&during),
+        "a steady-state epoch of 63 steps allocated {during} times; its products alone {expected}"
+    );
+}

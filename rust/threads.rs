@@ -1,0 +1,76 @@
+//! The thread pool that runs the matrix products' panels.
+//!
+//! Its size comes from `BACKPROP_RS_NUM_THREADS`, read on first use, or else from
+//! the number of cores, and can be changed with [`set_num_threads`]. Work is
+//! split by shape alone, never by thread count, so results are bitwise the same
+//! on any number of threads.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use crate::error::{Error, Result};
+
+/// The environment variable that sets the initial thread count.
+pub const ENV_VAR: &str = "BACKPROP_RS_NUM_THREADS";
+
+static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
+
+fn build(threads: usize) -> Result<Arc<ThreadPool>> {
+    ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("backprop_rs-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| Error::new(format!("cannot start {threads} threads: {e}")))
+}
+
+fn default_threads() -> usize {
+    std::env::var(ENV_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn pool() -> Arc<ThreadPool> {
+    if let Some(p) = POOL.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        return Arc::clone(p);
+    }
+    let mut slot = POOL.write().unwrap_or_else(PoisonError::into_inner);
+    if slot.is_none() {
+        // If the requested count cannot be started, fall back to one thread.
+        *slot = Some(
+            build(default_threads())
+                .or_else(|_| build(1))
+                .expect("one thread"),
+        );
+    }
+    Arc::clone(slot.as_ref().expect("set above"))
+}
+
+/// Sets the number of threads used from the next call on.
+///
+/// # Errors
+///
+/// If `threads` is zero or the threads cannot be started.
+pub fn set_num_threads(threads: usize) -> Result<()> {
+    if threads == 0 {
+        return Err(Error::new("threads must be at least 1; got 0"));
+    }
+    let new = build(threads)?;
+    *POOL.write().unwrap_or_else(PoisonError::into_inner) = Some(new);
+    Ok(())
+}
+
+/// The number of threads in use.
+#[must_use]
+pub fn num_threads() -> usize {
+    pool().current_num_threads()
+}
+
+/// Runs `f` on the pool, so that the parallel work inside it forks and joins
+/// without waking the calling thread each time.
+pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    pool().install(f)
+}
