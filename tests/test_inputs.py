@@ -2074,3 +2074,33 @@ def test_batch_size_larger_than_data_is_one_full_batch(cls, kind, shuffle):
     for (w, b), (dw, db), (nw, nb) in zip(w0, grads, model.get_weights()):
         np.testing.assert_allclose(nw, w - np.float32(0.1) * dw, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(nb, b - np.float32(0.1) * db, rtol=1e-5, atol=1e-6)
+
+
+# Schedules ---------------------------------------------------------------------
+
+
+def test_schedule_base_is_abstract_so_sgd_never_gets_one():
+    with pytest.raises(TypeError, match=r"abstract"):
+        bp.SGD(schedule=bp.Schedule())
+
+
+def test_schedule_subclass_missing_a_method_is_refused():
+    class NoDict(bp.Schedule):
+        def lr_at(self, base_lr, epoch):
+            return base_lr
+
+    with pytest.raises(TypeError, match=r"abstract"):
+        NoDict()
+
+
+@pytest.mark.parametrize("cls", ENGINES)
+def test_schedule_subclass_drives_the_learning_rate(cls):
+    class Halving(bp.Schedule):
+        def lr_at(self, base_lr, epoch):
+            return base_lr / 2**epoch
+
+        def to_dict(self):
+            return {"name": "halving"}
+
+    h = _model(cls).fit(D.X, D.y, epochs=3, optimizer=bp.SGD(0.1, schedule=Halving()))
+    assert h.history["lr"] == [0.1, 0.05, 0.025]

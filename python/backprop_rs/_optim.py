@@ -15,6 +15,7 @@ PyTorch's ``StepLR``, ``ExponentialLR`` and ``CosineAnnealingLR``.
 
 from __future__ import annotations
 
+import abc
 import math
 import weakref
 from typing import Any
@@ -22,16 +23,21 @@ from typing import Any
 from ._validation import check_int, check_real
 
 
-class Schedule:
-    """A learning rate as a function of the number of completed epochs."""
+class Schedule(abc.ABC):
+    """A learning rate as a function of the number of completed epochs.
 
+    An abstract base: subclass it and define ``lr_at`` and ``to_dict``.
+    ``Schedule()`` itself raises ``TypeError``, so that an optimizer is never
+    built around a schedule that would fail at its first epoch.
+    """
+
+    @abc.abstractmethod
     def lr_at(self, base_lr: float, epoch: int) -> float:
         """The learning rate for epoch ``epoch`` (0-based) given ``base_lr``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """The schedule's name and settings, JSON-serialisable."""
-        raise NotImplementedError
 
 
 class StepDecay(Schedule):
