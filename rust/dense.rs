@@ -4,6 +4,7 @@
 //! a batch of `rows` samples gives `Z` and `A` of `rows x fan_out`.
 
 use crate::activation::Activation;
+use crate::error::{zeros, Result};
 use crate::gemm::{matmul, matmul_nt, matmul_tn};
 use crate::real::Real;
 
@@ -30,15 +31,18 @@ pub struct Gradient<T> {
 
 impl<T: Real> Dense<T> {
     /// A layer with zero weights and biases; the caller sets the initial weights.
-    #[must_use]
-    pub fn zeros(fan_in: usize, fan_out: usize, activation: Activation) -> Self {
-        Dense {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Memory`](crate::Error::Memory) if the weights cannot be allocated.
+    pub fn zeros(fan_in: usize, fan_out: usize, activation: Activation) -> Result<Self> {
+        Ok(Dense {
             fan_in,
             fan_out,
             activation,
-            w: vec![T::zero(); fan_in * fan_out],
-            b: vec![T::zero(); fan_out],
-        }
+            w: zeros(fan_in, fan_out, "the weights")?,
+            b: zeros(1, fan_out, "the biases")?,
+        })
     }
 
     /// Forward pass of `rows` samples: `a = activation(input W + b)`.

@@ -6,7 +6,7 @@
 
 use crate::activation::Activation;
 use crate::dense::{Dense, Gradient};
-use crate::error::{Error, Result};
+use crate::error::{zeros, Error, Result};
 use crate::loss::{batch_loss, BatchStats, Loss, Targets};
 use crate::real::Real;
 
@@ -69,7 +69,7 @@ impl<T: Real> Network<T> {
         let layers = specs
             .iter()
             .map(|&(i, o, act)| Dense::zeros(i, o, act))
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Network { layers, loss })
     }
 
@@ -86,41 +86,51 @@ impl<T: Real> Network<T> {
     }
 
     /// Zero gradients shaped like the parameters.
-    #[must_use]
-    pub fn zero_gradients(&self) -> Vec<Gradient<T>> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Memory`](crate::Error::Memory) if they cannot be allocated.
+    pub fn zero_gradients(&self) -> Result<Vec<Gradient<T>>> {
         self.layers
             .iter()
-            .map(|l| Gradient {
-                w: vec![T::zero(); l.w.len()],
-                b: vec![T::zero(); l.b.len()],
+            .map(|l| {
+                Ok(Gradient {
+                    w: zeros(l.fan_in, l.fan_out, "the weight gradients")?,
+                    b: zeros(1, l.fan_out, "the bias gradients")?,
+                })
             })
             .collect()
     }
 
     /// Caches for batches of up to `capacity` rows.
-    #[must_use]
-    pub fn caches(&self, capacity: usize) -> Caches<T> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Memory`](crate::Error::Memory) if they cannot be allocated.
+    pub fn caches(&self, capacity: usize) -> Result<Caches<T>> {
         let last = self.layers.len() - 1;
-        let buf = |w: usize| vec![T::zero(); capacity * w];
-        Caches {
+        let buf = |w: usize| zeros(capacity, w, "the activation caches");
+        let mut z = Vec::with_capacity(self.layers.len());
+        for (i, l) in self.layers.iter().enumerate() {
+            // The output layer keeps its logits: the fused losses are computed from them.
+            let keep = l.activation.needs_z() || i == last;
+            z.push(if keep { buf(l.fan_out)? } else { Vec::new() });
+        }
+        Ok(Caches {
             capacity,
             widths: self.layers.iter().map(|l| l.fan_out).collect(),
-            a: self.layers.iter().map(|l| buf(l.fan_out)).collect(),
-            // The output layer keeps its logits: the fused losses are computed from them.
-            z: self
+            a: self
                 .layers
                 .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    if l.activation.needs_z() || i == last {
-                        buf(l.fan_out)
-                    } else {
-                        Vec::new()
-                    }
-                })
-                .collect(),
-            delta: self.layers.iter().map(|l| buf(l.fan_out)).collect(),
-        }
+                .map(|l| buf(l.fan_out))
+                .collect::<Result<_>>()?,
+            z,
+            delta: self
+                .layers
+                .iter()
+                .map(|l| buf(l.fan_out))
+                .collect::<Result<_>>()?,
+        })
     }
 
     /// Whether `caches` can hold `rows` rows of this network's layers.
@@ -215,34 +225,43 @@ impl<T: Real> Network<T> {
     /// Output activations of every row of `x` (`rows x n_inputs`), computed in
     /// chunks of at most `chunk` rows, into `out` (`rows x n_outputs`).
     ///
+    /// # Errors
+    ///
+    /// [`Error::Memory`](crate::Error::Memory) if the caches cannot be allocated.
+    ///
     /// # Panics
     ///
     /// If `x` or `out` do not have `rows` rows.
-    pub fn predict(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) {
+    pub fn predict(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) -> Result<()> {
         let (f, o) = (self.n_inputs(), self.n_outputs());
         assert!(x.len() == rows * f && out.len() == rows * o);
-        crate::threads::run(|| self.predict_chunks(x, rows, chunk, out));
+        crate::threads::run(|| self.predict_chunks(x, rows, chunk, out))
     }
 
-    fn predict_chunks(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) {
+    fn predict_chunks(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) -> Result<()> {
         let (f, o) = (self.n_inputs(), self.n_outputs());
-        let mut caches = self.caches(chunk.min(rows).max(1));
+        let mut caches = self.caches(chunk.min(rows).max(1))?;
         let last = self.layers.len() - 1;
         for start in (0..rows).step_by(chunk.max(1)) {
             let n = chunk.min(rows - start);
             self.forward(&x[start * f..(start + n) * f], n, &mut caches);
             out[start * o..(start + n) * o].copy_from_slice(&caches.a[last][..n * o]);
         }
+        Ok(())
     }
 
     /// The summed loss and correct count over every row of `x`, in chunks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Memory`](crate::Error::Memory) if the caches cannot be allocated.
     pub fn evaluate(
         &self,
         x: &[T],
         targets: Targets<'_, T>,
         rows: usize,
         chunk: usize,
-    ) -> BatchStats {
+    ) -> Result<BatchStats> {
         crate::threads::run(|| self.evaluate_chunks(x, targets, rows, chunk))
     }
 
@@ -252,9 +271,9 @@ impl<T: Real> Network<T> {
         targets: Targets<'_, T>,
         rows: usize,
         chunk: usize,
-    ) -> BatchStats {
+    ) -> Result<BatchStats> {
         let (f, o) = (self.n_inputs(), self.n_outputs());
-        let mut caches = self.caches(chunk.min(rows).max(1));
+        let mut caches = self.caches(chunk.min(rows).max(1))?;
         let mut total = BatchStats::default();
         for start in (0..rows).step_by(chunk.max(1)) {
             let n = chunk.min(rows - start);
@@ -267,24 +286,29 @@ impl<T: Real> Network<T> {
             total.loss_sum += s.loss_sum;
             total.correct += s.correct;
         }
-        total
+        Ok(total)
     }
 
     /// The mean loss over all of `x` and its gradient with respect to every
     /// parameter: one forward and one backward pass over the whole batch.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Memory`](crate::Error::Memory) if the caches for all of `x` cannot
+    /// be allocated.
     pub fn loss_and_gradients(
         &self,
         x: &[T],
         targets: Targets<'_, T>,
         rows: usize,
-    ) -> (f64, Vec<Gradient<T>>) {
-        let mut caches = self.caches(rows);
-        let mut grads = self.zero_gradients();
+    ) -> Result<(f64, Vec<Gradient<T>>)> {
+        let mut caches = self.caches(rows)?;
+        let mut grads = self.zero_gradients()?;
         self.forward(x, rows, &mut caches);
         let stats = self.loss(&mut caches, targets, rows, true);
         self.backward(x, rows, &mut caches, &mut grads);
         #[allow(clippy::cast_precision_loss)]
-        (stats.loss_sum / rows as f64, grads)
+        Ok((stats.loss_sum / rows as f64, grads))
     }
 }
 
@@ -305,7 +329,9 @@ mod tests {
         net.layers[0].w = vec![1.0, 0.0, 0.0, 1.0];
         net.layers[1].w = vec![1.0, 1.0];
         net.layers[1].b = vec![0.5];
-        let (loss, g) = net.loss_and_gradients(&[1.0, 2.0], Targets::Dense(&[1.5]), 1);
+        let (loss, g) = net
+            .loss_and_gradients(&[1.0, 2.0], Targets::Dense(&[1.5]), 1)
+            .unwrap();
         assert_eq!(loss, 4.0);
         assert_eq!(g[1].w, vec![4.0, 8.0]);
         assert_eq!(g[1].b, vec![4.0]);
@@ -319,11 +345,12 @@ mod tests {
         assert!(Network::<f32>::new(&[], Loss::Mse).is_err());
         let e = Network::<f32>::new(&[(4, 3, relu), (2, 1, relu)], Loss::Mse).unwrap_err();
         assert!(
-            e.0.contains("layer 1 expects 2 inputs, but layer 0 has 3 outputs"),
+            e.message()
+                .contains("layer 1 expects 2 inputs, but layer 0 has 3 outputs"),
             "{e}"
         );
         let e = Network::<f32>::new(&[(4, 3, relu)], Loss::CrossEntropy).unwrap_err();
-        assert!(e.0.contains("softmax"), "{e}");
+        assert!(e.message().contains("softmax"), "{e}");
     }
 
     #[test]
@@ -341,15 +368,15 @@ mod tests {
                     *b = 0.1 * i as f64 - 0.05;
                 }
             }
-            let (_, grads) = net.loss_and_gradients(&x, Targets::Dense(&y), 2);
+            let (_, grads) = net.loss_and_gradients(&x, Targets::Dense(&y), 2).unwrap();
             let h = 1e-6;
             for l in 0..2 {
                 for i in 0..net.layers[l].w.len() {
                     let w0 = net.layers[l].w[i];
                     net.layers[l].w[i] = w0 + h;
-                    let lp = net.loss_and_gradients(&x, Targets::Dense(&y), 2).0;
+                    let lp = net.loss_and_gradients(&x, Targets::Dense(&y), 2).unwrap().0;
                     net.layers[l].w[i] = w0 - h;
-                    let lm = net.loss_and_gradients(&x, Targets::Dense(&y), 2).0;
+                    let lm = net.loss_and_gradients(&x, Targets::Dense(&y), 2).unwrap().0;
                     net.layers[l].w[i] = w0;
                     let fd = (lp - lm) / (2.0 * h);
                     let g = grads[l].w[i];

@@ -13,6 +13,7 @@
 //! in as `lr`.
 
 use crate::dense::{Dense, Gradient};
+use crate::error::{zeros, Result};
 use crate::real::Real;
 
 /// The hyper-parameters of one SGD step.
@@ -36,13 +37,35 @@ pub struct Velocity<T> {
     pub steps: u64,
 }
 
+impl<T: Real> Velocity<T> {
+    /// Allocates the buffers for `layers` ahead of the first step with momentum.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Memory`] if they cannot be allocated.
+    pub fn prepare(&mut self, layers: &[Dense<T>]) -> Result<()> {
+        if self.layers.is_empty() {
+            self.layers = layers
+                .iter()
+                .map(|l| {
+                    Ok(Gradient {
+                        w: zeros(l.fan_in, l.fan_out, "the velocities")?,
+                        b: zeros(1, l.fan_out, "the velocities")?,
+                    })
+                })
+                .collect::<Result<_>>()?;
+        }
+        Ok(())
+    }
+}
+
 impl<T: Real> Sgd<T> {
     /// Applies one step to every layer.
     pub fn step(&self, layers: &mut [Dense<T>], grads: &[Gradient<T>], velocity: &mut Velocity<T>) {
+        let first = velocity.steps == 0;
         velocity.steps += 1;
-        let first = velocity.layers.is_empty();
-        if first && self.momentum != T::zero() {
-            // Allocated once, on the first step that needs it.
+        if self.momentum != T::zero() && velocity.layers.is_empty() {
+            // Allocated once; `Velocity::prepare` does it ahead, fallibly.
             velocity.layers = grads
                 .iter()
                 .map(|g| Gradient {
@@ -93,7 +116,7 @@ mod tests {
     use crate::activation::Activation;
 
     fn one_weight(w: f64) -> Vec<Dense<f64>> {
-        let mut d = Dense::zeros(1, 1, Activation::Identity);
+        let mut d = Dense::zeros(1, 1, Activation::Identity).unwrap();
         d.w = vec![w];
         vec![d]
     }

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use numpy::{
     Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::activation::Activation;
 use crate::dense::Gradient;
-use crate::error::Error;
+use crate::error::{zeros, Error};
 use crate::loss::{Loss, Targets};
 use crate::network::Network;
 use crate::optim::{Sgd, Velocity};
@@ -27,7 +27,10 @@ const CHUNK: usize = 4096;
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> Self {
-        PyValueError::new_err(e.0)
+        match e {
+            Error::Invalid(m) => PyValueError::new_err(m),
+            Error::Memory(m) => PyMemoryError::new_err(m),
+        }
     }
 }
 
@@ -222,8 +225,8 @@ impl<T: Real + Element> Model<T> {
         let x: PyReadonlyArray2<'_, T> = x.extract()?;
         let (xs, rows) = slice2(&x, "X", self.net.n_inputs())?;
         let o = self.net.n_outputs();
-        let mut out = vec![T::zero(); rows * o];
-        py.detach(|| self.net.predict(xs, rows, CHUNK, &mut out));
+        let mut out = zeros(rows, o, "the predictions")?;
+        py.detach(|| self.net.predict(xs, rows, CHUNK, &mut out))?;
         to_numpy2(py, &out, rows, o)
     }
 
@@ -238,7 +241,7 @@ impl<T: Real + Element> Model<T> {
         let dense: Option<PyReadonlyArray2<'_, T>> = dense.map(|d| d.extract()).transpose()?;
         let (xs, rows) = slice2(&x, "X", self.net.n_inputs())?;
         let t = targets(&self.net, &labels, &dense, rows)?;
-        let s = py.detach(|| self.net.evaluate(xs, t, rows, CHUNK));
+        let s = py.detach(|| self.net.evaluate(xs, t, rows, CHUNK))?;
         Ok((s.loss_sum, s.correct))
     }
 
@@ -256,7 +259,7 @@ impl<T: Real + Element> Model<T> {
             return Err(value_error("X has 0 rows; expected at least 1".into()));
         }
         let t = targets(&self.net, &labels, &dense, rows)?;
-        let (loss, grads) = py.detach(|| self.net.loss_and_gradients(xs, t, rows));
+        let (loss, grads) = py.detach(|| self.net.loss_and_gradients(xs, t, rows))?;
         Ok((loss, gradients_to_py(py, &self.net, &grads)?))
     }
 
@@ -290,7 +293,11 @@ impl<T: Real + Element> Model<T> {
             )));
         }
         if !matches!(&self.ws, Some(ws) if ws.fits(&self.net, batch)) {
-            self.ws = Some(Workspace::new(&self.net, batch));
+            self.ws = None;
+            self.ws = Some(Workspace::new(&self.net, batch)?);
+        }
+        if sgd.momentum != T::zero() {
+            velocity.prepare(&self.net.layers)?;
         }
         let Model { net, ws } = self;
         let ws = ws.as_mut().expect("allocated above");

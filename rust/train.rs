@@ -5,6 +5,7 @@
 //! labels `n`. `order` is a permutation (or any selection) of row indices.
 
 use crate::dense::Gradient;
+use crate::error::{self, zeros, Error};
 use crate::loss::Targets;
 use crate::network::{Caches, Network};
 use crate::optim::{Sgd, Velocity};
@@ -25,15 +26,23 @@ pub struct Workspace<T> {
 
 impl<T: Real> Workspace<T> {
     /// Buffers for `net` and batches of up to `batch` rows.
-    #[must_use]
-    pub fn new(net: &Network<T>, batch: usize) -> Self {
-        Workspace {
-            x: vec![T::zero(); batch * net.n_inputs()],
-            labels: vec![0; batch],
-            y: vec![T::zero(); batch * net.n_outputs()],
-            caches: net.caches(batch),
-            grads: net.zero_gradients(),
-        }
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Memory`](crate::Error::Memory) if they cannot be allocated.
+    pub fn new(net: &Network<T>, batch: usize) -> error::Result<Self> {
+        let mut labels = Vec::new();
+        labels
+            .try_reserve_exact(batch)
+            .map_err(|_| Error::Memory(format!("cannot allocate {batch} labels")))?;
+        labels.resize(batch, 0);
+        Ok(Workspace {
+            x: zeros(batch, net.n_inputs(), "the batch buffer")?,
+            labels,
+            y: zeros(batch, net.n_outputs(), "the batch targets")?,
+            caches: net.caches(batch)?,
+            grads: net.zero_gradients()?,
+        })
     }
 
     /// Whether these buffers serve `net` at batch size `batch` as they are.
@@ -214,13 +223,15 @@ mod tests {
                 .flat_map(|&i| x[2 * i as usize..2 * i as usize + 2].to_vec())
                 .collect();
             let yb: Vec<f64> = idx.iter().map(|&i| y[i as usize]).collect();
-            let (l, g) = manual.loss_and_gradients(&xb, Targets::Dense(&yb), idx.len());
+            let (l, g) = manual
+                .loss_and_gradients(&xb, Targets::Dense(&yb), idx.len())
+                .unwrap();
             expected_loss += l * idx.len() as f64;
             sgd.step(&mut manual.layers, &g, &mut v_manual);
         }
 
         let mut net = regression_net();
-        let mut ws = Workspace::new(&net, 2);
+        let mut ws = Workspace::new(&net, 2).unwrap();
         let mut v = Velocity::default();
         let mut calls = 0;
         let stats = train_epoch::<f64, ()>(
@@ -247,7 +258,7 @@ mod tests {
     fn non_finite_loss_stops_before_the_step() {
         let mut net = regression_net();
         let before = net.clone();
-        let mut ws = Workspace::new(&net, 2);
+        let mut ws = Workspace::new(&net, 2).unwrap();
         let sgd = Sgd {
             lr: 0.1,
             momentum: 0.0,
@@ -273,7 +284,7 @@ mod tests {
     #[test]
     fn interruption_leaves_the_last_completed_step() {
         let mut net = regression_net();
-        let mut ws = Workspace::new(&net, 1);
+        let mut ws = Workspace::new(&net, 1).unwrap();
         let sgd = Sgd {
             lr: 0.1,
             momentum: 0.0,

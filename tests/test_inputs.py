@@ -593,13 +593,15 @@ BAD_FIT = [
         "val-triple",
         {"validation_data": (D.Xv, D.yv, D.yv)},
         ValueError,
-        r"^validation_data must be a tuple \(X_val, y_val\); got tuple$",
+        r"^validation_data must be a tuple \(X_val, y_val\); got a tuple of "
+        r"length 3$",
     ),
     (
         "val-single",
         {"validation_data": (D.Xv,)},
         ValueError,
-        r"^validation_data must be a tuple \(X_val, y_val\); got tuple$",
+        r"^validation_data must be a tuple \(X_val, y_val\); got a tuple of "
+        r"length 1$",
     ),
     (
         "val-dict",
@@ -2104,3 +2106,40 @@ def test_schedule_subclass_drives_the_learning_rate(cls):
 
     h = _model(cls).fit(D.X, D.y, epochs=3, optimizer=bp.SGD(0.1, schedule=Halving()))
     assert h.history["lr"] == [0.1, 0.05, 0.025]
+
+
+# check_gradients ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        pytest.param(None, id="none"),
+        pytest.param("model.npz", id="str"),
+        pytest.param(bp.Dense(4, 3, "softmax"), id="layer"),
+        pytest.param([bp.Dense(4, 3, "softmax")], id="list-of-layers"),
+    ],
+)
+def test_check_gradients_names_model_when_it_is_not_a_sequential(model):
+    with pytest.raises(TypeError, match=r"^model must be a backprop_rs Sequential"):
+        bp.check_gradients(model, D.X[:4], D.y[:4])
+
+
+@pytest.mark.parametrize("cls", ENGINES)
+@pytest.mark.parametrize(
+    ("eps", "got"),
+    [
+        pytest.param(-1.0, r"-1\.0", id="negative"),
+        pytest.param(0.0, r"0\.0", id="zero"),
+        pytest.param(-1, r"-1\.0", id="negative-int"),
+    ],
+)
+def test_check_gradients_eps_must_be_positive_one_message(cls, eps, got):
+    with pytest.raises(ValueError, match=rf"^eps must be positive; got {got}$"):
+        bp.check_gradients(_model(cls), D.X[:4], D.y[:4], eps=eps)
+
+
+@pytest.mark.parametrize("cls", ENGINES)
+def test_check_gradients_still_accepts_both_engines(cls):
+    assert bp.check_gradients(_model(cls), D.X[:4], D.y[:4]) < 1e-6
+

@@ -283,3 +283,48 @@ def test_fashion_mnist_default_recipe_reaches_089(fashion_data):
         ["train", "--data", "fashion-mnist", "--verbose", "0"]
     )
     assert cli._train(args) >= 0.89
+
+
+# Limits ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [100_000, 2**31])
+def test_a_layer_too_large_for_memory_raises_memory_error(width):
+    # 100000 x 100000 float32 is 37 GiB, more than this machine class has;
+    # 2**31 x 2**31 overflows the byte count. Either must raise, not abort.
+    with pytest.raises(MemoryError, match=r"cannot allocate the weights of"):
+        bp.Sequential([bp.Dense(width, width)], loss="mse")
+
+
+def test_predictions_too_large_for_memory_raise_memory_error():
+    # 100000 x 200000 float32 outputs are 75 GiB.
+    m = bp.Sequential([bp.Dense(4, 200_000)], loss="mse", seed=0)
+    before = m.get_weights()
+    with pytest.raises(MemoryError, match=r"cannot allocate the predictions"):
+        m.predict(np.zeros((100_000, 4), np.float32))
+    assert weights_equal(before, m.get_weights())
+
+
+def test_a_second_thread_is_refused_while_fit_runs():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50_000, 64)).astype(np.float32)
+    y = rng.integers(0, 10, size=50_000)
+    m = bp.Sequential(
+        [bp.Dense(64, 64, "relu"), bp.Dense(64, 10, "softmax")],
+        loss="cross_entropy",
+        seed=0,
+    )
+    started = threading.Event()
+
+    def train():
+        started.set()
+        m.fit(X, y, epochs=20, batch_size=4)
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    started.wait()
+    time.sleep(0.2)
+    with pytest.raises(RuntimeError, match=r"another thread is using this model"):
+        m.predict(X[:5])
+    worker.join()
+    assert np.isfinite(m.predict(X[:5])).all()

@@ -27,11 +27,21 @@ def check_gradients(model: Any, X: Any, y: Any, eps: float = 1e-6) -> float:
         As for ``model.evaluate``; keep them small, since this costs two
         forward passes per parameter.
     eps : float, default 1e-6
+        The step, positive.
 
     Returns
     -------
     float
         The largest relative error; below about 1e-6 means the gradients agree.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a ``Sequential`` (of either engine) or ``eps`` is
+        not a real number.
+    ValueError
+        If ``eps`` is not positive and finite, or ``X`` and ``y`` do not suit
+        the model.
 
     Examples
     --------
@@ -43,9 +53,19 @@ def check_gradients(model: Any, X: Any, y: Any, eps: float = 1e-6) -> float:
     >>> bp.check_gradients(model, X[:20], y[:20]) < 1e-6
     True
     """
-    eps = check_real(eps, "eps", low=0.0)
-    if eps == 0.0:
-        raise ValueError("eps must be positive; got 0.0")
+    # Imported here: _model imports this package's modules at import time.
+    from ._model import Sequential
+
+    if not isinstance(model, Sequential):
+        got = repr(model)
+        got = got if len(got) <= 60 else got[:57] + "..."
+        raise TypeError(
+            "model must be a backprop_rs Sequential (or "
+            f"backprop_rs.reference.Sequential); got {got}"
+        )
+    eps = check_real(eps, "eps")
+    if eps <= 0.0:
+        raise ValueError(f"eps must be positive; got {eps}")
     cls = type(model)
     copy = cls(model.layers, model.loss, dtype="float64", seed=0)
     weights = [

@@ -13,9 +13,11 @@ numbers come from an engine: the Rust core here, numpy in
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from typing import Any
+import threading
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -33,6 +35,27 @@ from ._validation import (
 
 _RELU_FAMILY = ("relu", "leaky_relu", "elu")
 _INITS = ("auto", "he", "glorot")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _exclusive(method: _F) -> _F:
+    """Refuse a call while another thread is inside a call on the same model."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError(
+                f"{type(self).__name__}.{method.__name__} was called while another "
+                "thread is using this model; a model runs one call at a time"
+            )
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._lock.release()
+
+    return wrapper  # type: ignore[return-value]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -216,6 +239,7 @@ class Sequential:
         self.loss = loss
         self.seed = seed
         self._rng = np.random.default_rng(seed)
+        self._lock = threading.RLock()
         self._net = self._engine(
             [(d.in_features, d.out_features, d.activation) for d in self.layers],
             loss,
@@ -254,6 +278,7 @@ class Sequential:
 
     # Training ---------------------------------------------------------------
 
+    @_exclusive
     def fit(
         self,
         X: Any,
@@ -327,9 +352,11 @@ class Sequential:
                 not isinstance(validation_data, (tuple, list))
                 or len(validation_data) != 2
             ):
+                got = type(validation_data).__name__
+                if isinstance(validation_data, (tuple, list)):
+                    got = f"a {got} of length {len(validation_data)}"
                 raise ValueError(
-                    "validation_data must be a tuple (X_val, y_val); got "
-                    f"{type(validation_data).__name__}"
+                    f"validation_data must be a tuple (X_val, y_val); got {got}"
                 )
             val = self._check_data(
                 *validation_data,
@@ -396,6 +423,7 @@ class Sequential:
 
     # Inference and gradients -------------------------------------------------
 
+    @_exclusive
     def predict(self, X: Any) -> np.ndarray:
         """Output activations, shape (n_samples, n_outputs), in the model dtype.
 
@@ -404,6 +432,7 @@ class Sequential:
         """
         return self._net.predict(check_features(X, "X", self.n_inputs, self.dtype))
 
+    @_exclusive
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """``{"loss": ...}`` over all of ``X``, plus ``"accuracy"`` for
         classification losses (argmax for ``cross_entropy``, threshold 0.5 per
@@ -415,6 +444,7 @@ class Sequential:
             out["accuracy"] = self._accuracy(correct, x.shape[0])
         return out
 
+    @_exclusive
     def loss_and_gradients(
         self, X: Any, y: Any
     ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
@@ -428,10 +458,12 @@ class Sequential:
 
     # Parameters ---------------------------------------------------------------
 
+    @_exclusive
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Copies of every layer's ``(W, b)``: ``W`` is ``(fan_in, fan_out)``."""
         return [(w, b) for w, b in self._net.get_weights()]
 
+    @_exclusive
     def set_weights(self, weights: Any) -> None:
         """Replace every layer's ``(W, b)`` with copies of ``weights``.
 
@@ -469,6 +501,7 @@ class Sequential:
 
     # Files --------------------------------------------------------------------
 
+    @_exclusive
     def save(self, path: Any) -> None:
         """Write the model to ``path`` (``.npz``; see ``backprop_rs.load``)."""
         from ._io import save

@@ -84,7 +84,7 @@ fn an_epoch_after_warm_up_allocates_only_inside_the_products() {
         nesterov: true,
         weight_decay: 1e-4,
     };
-    let mut ws = Workspace::new(&net, batch);
+    let mut ws = Workspace::new(&net, batch).unwrap();
     let mut velocity = Velocity::default();
     let mut run = |net: &mut Network<f32>, velocity: &mut Velocity<f32>| {
         train_epoch::<f32, ()>(
