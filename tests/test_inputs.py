@@ -2143,3 +2143,57 @@ def test_check_gradients_eps_must_be_positive_one_message(cls, eps, got):
 def test_check_gradients_still_accepts_both_engines(cls):
     assert bp.check_gradients(_model(cls), D.X[:4], D.y[:4]) < 1e-6
 
+
+# Paths and files of another kind --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(None, id="none"),
+        pytest.param(3, id="int"),
+        pytest.param(b"model.npz", id="bytes"),
+        pytest.param(["model.npz"], id="list"),
+    ],
+)
+def test_load_path_of_wrong_type_is_a_type_error_naming_path(path):
+    with pytest.raises(TypeError, match=r"^path must be a str or os\.PathLike; got "):
+        bp.load(path)
+
+
+@pytest.mark.parametrize("cls", ENGINES)
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(None, id="none"), pytest.param(3, id="int")],
+)
+def test_save_path_of_wrong_type_is_a_type_error_naming_path(cls, path):
+    with pytest.raises(TypeError, match=r"^path must be a str or os\.PathLike; got "):
+        _model(cls).save(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"hello, world\n", id="text"),
+        pytest.param(b'{"format": "backprop_rs"}', id="json"),
+        pytest.param(np.random.default_rng(0).bytes(256), id="random"),
+        pytest.param(pickle.dumps({"W0": [1.0]}), id="pickle"),
+    ],
+)
+def test_load_non_npz_file_says_so_without_numpys_pickle_advice(tmp_path, content):
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        bp.load(path)
+    assert str(info.value) == (
+        f"{path} is not a backprop_rs model file (not an .npz archive)"
+    )
+    assert "pickle" not in str(info.value)
+
+
+def test_load_pickled_object_npy_names_the_kind_of_file(tmp_path):
+    path = tmp_path / "model.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"model\.npy is a single \.npy array, not "):
+        bp.load(path)

@@ -26,10 +26,22 @@ import numpy as np
 
 FORMAT = "backprop_rs"
 VERSION = 1
+# The first bytes of a zip archive (an .npz) and of a single .npy array.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def check_path(path: Any) -> str:
+    """``path`` as a ``str``, or ``TypeError`` naming it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike; got {path!r}")
+    return os.fsdecode(os.fspath(path))
 
 
 def save(model: Any, path: Any) -> None:
     from .reference import Sequential as ReferenceSequential
+
+    path = check_path(path)
 
     meta = {
         "format": FORMAT,
@@ -47,7 +59,7 @@ def save(model: Any, path: Any) -> None:
     for i, (w, b) in enumerate(model.get_weights()):
         arrays[f"W{i}"] = w
         arrays[f"b{i}"] = b
-    with open(os.fspath(path), "wb") as f:
+    with open(path, "wb") as f:
         np.savez(f, **arrays)
 
 
@@ -67,23 +79,35 @@ def load(path: Any) -> Any:
 
     Raises
     ------
-    FileNotFoundError
-        If there is no file at ``path``.
+    TypeError
+        If ``path`` is not a ``str`` or ``os.PathLike``.
+    FileNotFoundError, PermissionError
+        If there is no file at ``path`` or it cannot be read.
     ValueError
         If the file is not a model written by ``save`` or is damaged.
     """
     from . import reference
     from ._model import Dense, Sequential
 
-    path = os.fspath(path)
+    path = check_path(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is not a backprop_rs model file (it is a directory)")
+    # Looking at the first bytes first keeps numpy's advice about allow_pickle,
+    # which is wrong here, out of the message for a file of another kind.
+    with open(path, "rb") as f:
+        magic = f.read(len(_NPY_MAGIC))
+    if magic.startswith(_NPY_MAGIC):
+        raise ValueError(f"{path} is a single .npy array, not a backprop_rs model file")
+    if not magic.startswith(_ZIP_MAGIC):
+        raise ValueError(
+            f"{path} is not a backprop_rs model file (not an .npz archive)"
+        )
     try:
         npz = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"{path} is not a backprop_rs model file ({e})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} is a single .npy array, not a backprop_rs model file")
+        raise ValueError(
+            f"{path} is not a backprop_rs model file (a damaged .npz archive: {e})"
+        ) from None
     with npz:
         try:
             if "model.json" not in npz.files:
