@@ -395,6 +395,36 @@ BAD_Y = [
         TypeError,
         r"^y has dtype complex128; expected",
     ),
+    (
+        "clf",
+        "soft-negative",
+        _with(np.eye(3)[D.y], (4, slice(None)), [1.2, -0.2, 0.0]),
+        ValueError,
+        r"^y row 4 holds -0\.2; cross_entropy expects one-hot or probability "
+        r"targets, non-negative with rows that sum to 1$",
+    ),
+    (
+        "clf",
+        "soft-row-sum",
+        _with(np.eye(3)[D.y], (7, slice(None)), [0.5, 0.5, 0.5]),
+        ValueError,
+        r"^y row 7 sums to 1\.5; cross_entropy expects one-hot or probability "
+        r"targets whose rows sum to 1 \(within 0\.001\)$",
+    ),
+    (
+        "clf",
+        "soft-all-zero-row",
+        _with(np.eye(3)[D.y], (0, slice(None)), 0.0),
+        ValueError,
+        r"^y row 0 sums to 0; cross_entropy expects",
+    ),
+    (
+        "clf",
+        "onehot-int-twice",
+        2 * np.eye(3, dtype=np.int64)[D.y],
+        ValueError,
+        r"^y row 0 sums to 2; cross_entropy expects",
+    ),
     ("reg", "count", D.Y[:5], ValueError, r"^y has 5 samples, but X has 20$"),
     (
         "reg",
@@ -2197,3 +2227,27 @@ def test_load_pickled_object_npy_names_the_kind_of_file(tmp_path):
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match=r"model\.npy is a single \.npy array, not "):
         bp.load(path)
+
+
+# Soft targets for cross_entropy -------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", ENGINES)
+def test_soft_validation_targets_name_validation_data_and_the_row(cls):
+    bad = _with(np.eye(3)[D.yv], (2, slice(None)), [0.2, 0.2, 0.2])
+    with pytest.raises(
+        ValueError, match=r"^validation_data\[1\] row 2 sums to 0\.6; cross_entropy"
+    ):
+        _model(cls).fit(D.X, D.y, validation_data=(D.Xv, bad))
+
+
+@pytest.mark.parametrize("cls", ENGINES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_soft_targets_summing_to_one_up_to_rounding_are_accepted(cls, dtype):
+    # float32 softmax rows over 3 classes, and rows off by less than 1e-3.
+    logits = np.random.default_rng(5).normal(size=(20, 3)).astype(np.float32)
+    soft = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    nearly = np.eye(3)[D.y] * (1 + 9e-4)
+    model = _model(cls, dtype=dtype)
+    for t in (soft, soft.astype(np.float64), nearly):
+        assert np.isfinite(model.evaluate(D.X, t)["loss"])

@@ -176,10 +176,43 @@ def check_targets(
         raise ValueError(
             f"{name} holds {bad.item()}; binary_cross_entropy expects targets in [0, 1]"
         )
+    if loss == "cross_entropy":
+        _check_distributions(a, name)
     out = _convert(a, dtype)
     if out.dtype != a.dtype:
         check_finite(out, f"{name} converted to {dtype}")
     return None, out
+
+
+# Rows summing to 1 within this are taken as probabilities: far above float32
+# rounding over any realistic number of classes, far below a real mistake.
+ROW_SUM_TOLERANCE = 1e-3
+
+
+def _check_distributions(a: np.ndarray, name: str) -> None:
+    """``ValueError`` naming the first row of ``a`` that is not a distribution.
+
+    Cross-entropy against a row that is negative somewhere or does not sum to 1
+    is not a loss whose minimum is the target, so such rows are refused rather
+    than trained on.
+    """
+    negative = (a < 0).any(axis=1)
+    if negative.any():
+        row = int(np.argmax(negative))
+        value = a[row].min().item()
+        raise ValueError(
+            f"{name} row {row} holds {value}; cross_entropy expects one-hot or "
+            "probability targets, non-negative with rows that sum to 1"
+        )
+    sums = a.sum(axis=1, dtype=np.float64)
+    off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
+    if off.any():
+        row = int(np.argmax(off))
+        raise ValueError(
+            f"{name} row {row} sums to {sums[row]:.6g}; cross_entropy expects "
+            "one-hot or probability targets whose rows sum to 1 (within "
+            f"{ROW_SUM_TOLERANCE:g})"
+        )
 
 
 def _convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
