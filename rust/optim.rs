@@ -14,6 +14,8 @@
 
 use crate::dense::{Dense, Gradient};
 use crate::error::{zeros, Result};
+use rayon::prelude::*;
+
 use crate::real::Real;
 
 /// The hyper-parameters of one SGD step.
@@ -88,27 +90,69 @@ impl<T: Real> Sgd<T> {
         }
     }
 
-    /// The update of one parameter buffer, fused into a single pass.
+    /// The update of one parameter buffer, fused into a single pass; a large
+    /// buffer is cut into fixed chunks updated in parallel (element-wise, so the
+    /// result does not depend on the thread count).
     fn update(&self, w: &mut [T], grad: &[T], velocity: Option<&mut [T]>, first: bool) {
-        let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
+        let momentum = self.momentum != T::zero();
         match velocity {
-            Some(v) if mu != T::zero() => {
-                for ((w, &g), v) in w.iter_mut().zip(grad).zip(v.iter_mut()) {
-                    let g = g + wd * *w;
-                    *v = if first { g } else { mu * *v + g };
-                    let step = if self.nesterov { g + mu * *v } else { *v };
-                    *w -= lr * step;
-                }
+            Some(v) if momentum && w.len() >= PARALLEL_MIN => {
+                w.par_chunks_mut(CHUNK)
+                    .zip(grad.par_chunks(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .for_each(|((w, g), v)| self.update_chunk(w, g, Some(v), first));
             }
-            _ => {
-                for (w, &g) in w.iter_mut().zip(grad) {
-                    let g = g + wd * *w;
-                    *w -= lr * g;
-                }
+            Some(v) if momentum => self.update_chunk(w, grad, Some(v), first),
+            _ if w.len() >= PARALLEL_MIN => {
+                w.par_chunks_mut(CHUNK)
+                    .zip(grad.par_chunks(CHUNK))
+                    .for_each(|(w, g)| self.update_chunk(w, g, None, first));
             }
+            _ => self.update_chunk(w, grad, None, first),
+        }
+    }
+
+    /// One chunk of [`Sgd::update`]; each case is its own loop so that it
+    /// vectorises, with the operations in the order of the module doc.
+    fn update_chunk(&self, w: &mut [T], grad: &[T], velocity: Option<&mut [T]>, first: bool) {
+        let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
+        let Some(v) = velocity.filter(|_| mu != T::zero()) else {
+            for (w, &g) in w.iter_mut().zip(grad) {
+                let g = g + wd * *w;
+                *w -= lr * g;
+            }
+            return;
+        };
+        let items = w.iter_mut().zip(grad).zip(v.iter_mut());
+        match (first, self.nesterov) {
+            (true, false) => items.for_each(|((w, &g), v)| {
+                let g = g + wd * *w;
+                *v = g;
+                *w -= lr * *v;
+            }),
+            (true, true) => items.for_each(|((w, &g), v)| {
+                let g = g + wd * *w;
+                *v = g;
+                *w -= lr * (g + mu * *v);
+            }),
+            (false, false) => items.for_each(|((w, &g), v)| {
+                let g = g + wd * *w;
+                *v = mu * *v + g;
+                *w -= lr * *v;
+            }),
+            (false, true) => items.for_each(|((w, &g), v)| {
+                let g = g + wd * *w;
+                *v = mu * *v + g;
+                *w -= lr * (g + mu * *v);
+            }),
         }
     }
 }
+
+/// Elements per chunk of a parallel update.
+const CHUNK: usize = 1 << 14;
+/// Buffers shorter than this are updated on one thread.
+const PARALLEL_MIN: usize = 4 * CHUNK;
 
 #[cfg(test)]
 mod tests {
