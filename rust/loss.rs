@@ -119,10 +119,19 @@ pub fn batch_loss<T: Real>(
     match (loss, targets) {
         (Loss::CrossEntropy, Targets::Labels(labels)) => {
             assert!(labels.len() >= rows);
-            for (r, zrow) in z.chunks_exact(width).enumerate() {
+            let tiny = T::c(1e-30);
+            for (r, (zrow, arow)) in z.chunks_exact(width).zip(a.chunks_exact(width)).enumerate() {
                 let y = labels[r] as usize;
-                stats.loss_sum += (log_sum_exp(zrow) - zrow[y]).to_f64();
-                stats.correct += usize::from(argmax(&a[r * width..(r + 1) * width]) == y);
+                // -log(softmax_y) is lse - z_y; the softmax is already there, and
+                // only a probability too small to keep its precision needs the
+                // log-sum-exp of the logits.
+                let l = if arow[y] >= tiny {
+                    -arow[y].ln()
+                } else {
+                    log_sum_exp(zrow) - zrow[y]
+                };
+                stats.loss_sum += l.to_f64();
+                stats.correct += usize::from(argmax(arow) == y);
             }
             if let Some(delta) = delta {
                 let scale = T::one() / T::c(rows as f64);
@@ -321,5 +330,26 @@ mod tests {
     #[test]
     fn argmax_takes_the_first_of_ties() {
         assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
+    }
+
+    #[test]
+    fn cross_entropy_of_an_underflowed_probability_comes_from_the_logits() {
+        // z = [0, -200]: softmax_1 = e^-200 underflows float32 to 0, yet the loss
+        // is lse - z_1 = log(1 + e^-200) + 200 = 200 in float32.
+        let z = [0.0_f32, -200.0];
+        let mut a = z;
+        Activation::Softmax.forward(&mut a, &[0.0, 0.0], None);
+        assert_eq!(a[1], 0.0);
+        let s = batch_loss(
+            Loss::CrossEntropy,
+            Activation::Softmax,
+            &z,
+            &a,
+            Targets::Labels(&[1]),
+            1,
+            2,
+            None,
+        );
+        assert_eq!(s.loss_sum, 200.0);
     }
 }
