@@ -51,10 +51,11 @@ fn s(x: usize) -> isize {
 fn panels(m: usize, k: usize, n: usize) -> (bool, usize) {
     let along_rows = m > n;
     let long = m.max(n);
-    if m * k * n < PARALLEL_MIN_MACS || long < 2 * PANEL {
+    if m * k * n < PARALLEL_MIN_MACS || long < PANEL {
         return (along_rows, 1);
     }
-    (along_rows, (long / PANEL).min(MAX_PANELS))
+    // At least two panels, so that two cores share even a 128-wide product.
+    (along_rows, (long / PANEL).clamp(2, MAX_PANELS))
 }
 
 /// `C = A B` with `C` row-major `m x n` (row stride `n`), `A` and `B` strided.
@@ -315,6 +316,7 @@ mod tests {
     fn panels_depend_on_shape_only() {
         assert_eq!(panels(128, 784, 256), (false, 2));
         assert_eq!(panels(784, 128, 256), (true, 6));
+        assert_eq!(panels(128, 256, 128), (false, 2));
         assert_eq!(panels(16, 64, 32), (false, 1));
     }
 }

@@ -491,8 +491,22 @@ impl PyVelocity {
     }
 }
 
+/// Sets the number of threads the matrix products use from the next call on.
+#[pyfunction]
+fn set_num_threads(threads: usize) -> PyResult<()> {
+    Ok(crate::threads::set_num_threads(threads)?)
+}
+
+/// The number of threads the matrix products use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    crate::threads::num_threads()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_class::<PyNetwork>()?;
     m.add_class::<PyVelocity>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

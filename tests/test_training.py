@@ -328,3 +328,43 @@ def test_a_second_thread_is_refused_while_fit_runs():
         m.predict(X[:5])
     worker.join()
     assert np.isfinite(m.predict(X[:5])).all()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_results_are_bitwise_the_same_on_any_thread_count(threads):
+    rng = np.random.default_rng(0)
+    X = rng.random((3000, 300), dtype=np.float32)
+    y = rng.integers(0, 10, size=3000)
+
+    def train():
+        m = bp.Sequential(
+            [
+                bp.Dense(300, 512, "relu"),
+                bp.Dense(512, 300, "gelu"),
+                bp.Dense(300, 10, "softmax"),
+            ],
+            loss="cross_entropy",
+            seed=0,
+        )
+        m.fit(X, y, epochs=2, batch_size=256, optimizer=bp.SGD(0.05, momentum=0.9))
+        return m.get_weights(), m.predict(X[:500])
+
+    before = bp.get_num_threads()
+    try:
+        bp.set_num_threads(1)
+        one = train()
+        bp.set_num_threads(threads)
+        assert bp.get_num_threads() == threads
+        many = train()
+    finally:
+        bp.set_num_threads(before)
+    assert weights_equal(one[0], many[0])
+    np.testing.assert_array_equal(one[1], many[1])
+
+
+@pytest.mark.parametrize(
+    "bad, exc", [(0, ValueError), (1.5, TypeError), (True, TypeError)]
+)
+def test_set_num_threads_refuses_bad_counts(bad, exc):
+    with pytest.raises(exc, match="threads"):
+        bp.set_num_threads(bad)

@@ -17,11 +17,35 @@ True
 """
 
 from . import datasets, reference
-from ._core import __version__
+from ._core import __version__, get_num_threads
+from ._core import set_num_threads as _set_num_threads
 from ._gradcheck import check_gradients
 from ._io import load
 from ._model import Dense, History, NonFiniteLossError, Sequential
 from ._optim import SGD, CosineAnnealing, ExponentialDecay, Schedule, StepDecay
+
+
+def set_num_threads(threads: int) -> None:
+    """Set the number of threads the Rust core uses, from the next call on.
+
+    The default is ``BACKPROP_RS_NUM_THREADS`` when set, else the number of
+    cores. Work is divided by shape alone, so results are bitwise the same on
+    any thread count.
+
+    Parameters
+    ----------
+    threads : int
+        At least 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a non-integer or a count below 1.
+    """
+    from ._validation import check_int
+
+    _set_num_threads(check_int(threads, "threads", minimum=1))
+
 
 __all__ = [
     "SGD",
@@ -36,6 +60,8 @@ __all__ = [
     "__version__",
     "check_gradients",
     "datasets",
+    "get_num_threads",
     "load",
     "reference",
+    "set_num_threads",
 ]

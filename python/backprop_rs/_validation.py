@@ -79,14 +79,28 @@ def check_real(
     return v
 
 
+# Rows per chunk of the finite check: its boolean temporary stays small instead
+# of growing to a byte per element of the whole data set.
+_FINITE_CHUNK_ROWS = 4096
+
+
 def check_finite(a: np.ndarray, name: str) -> None:
     """``ValueError`` naming the first non-finite entry of a float array."""
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        bad = np.argwhere(~np.isfinite(a))[0]
+    if a.dtype.kind != "f":
+        return
+    if a.ndim == 0:
+        if not np.isfinite(a):
+            raise ValueError(f"{name} is {a}; expected a finite value")
+        return
+    for start in range(0, a.shape[0], _FINITE_CHUNK_ROWS):
+        part = a[start : start + _FINITE_CHUNK_ROWS]
+        if np.isfinite(part).all():
+            continue
+        bad = np.argwhere(~np.isfinite(part))[0]
+        bad[0] += start
         index = tuple(int(i) for i in bad)
-        value = a[index] if a.ndim else a
         raise ValueError(
-            f"{name} contains {value} at index {index if a.ndim > 1 else index[0]}; "
+            f"{name} contains {a[index]} at index {index if a.ndim > 1 else index[0]}; "
             "expected only finite values"
         )
 

@@ -574,18 +574,21 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        # The benchmark parses its own options, including ones argparse would
+        # take for this parser's.
+        from ._bench import run
+
+        try:
+            return run(argv[1:])
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _run(parser.parse_args(["train", "--data", "digits", "--verbose", "2"]))
-    if args.command == "train":
-        return _run(args)
-    from ._bench import run
-
-    try:
-        return run(args.args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return _run(args)
 
 
 if __name__ == "__main__":
