@@ -5,6 +5,8 @@
 //! every activation whose derivative can be written in `a` alone, the
 //! pre-activation `z` for GELU, which cannot.
 
+use rayon::prelude::*;
+
 use crate::real::Real;
 
 /// The slope of `leaky_relu` for negative inputs (PyTorch's and Keras' default).
@@ -67,14 +69,33 @@ impl Activation {
     }
 
     /// In place over `za` (holding `X W`, `rows x width`): add the bias, keep a
-    /// copy of `z` in `z_keep` when given, and apply the activation.
+    /// copy of `z` in `z_keep` when given, and apply the activation. A large
+    /// batch is done in row chunks in parallel (row by row, so the result is
+    /// the same on any number of threads).
     ///
     /// # Panics
     ///
     /// If `bias.len() != width` or `za.len()` is not a multiple of `width`.
-    pub fn forward<T: Real>(self, za: &mut [T], bias: &[T], mut z_keep: Option<&mut [T]>) {
+    pub fn forward<T: Real>(self, za: &mut [T], bias: &[T], z_keep: Option<&mut [T]>) {
         let width = bias.len();
         assert!(width > 0 && za.len() % width == 0);
+        if za.len() < PARALLEL_MIN {
+            return self.forward_rows(za, bias, z_keep);
+        }
+        let (chunk, n) = (chunk_len(width), za.len());
+        match z_keep {
+            Some(keep) => za
+                .par_chunks_mut(chunk)
+                .zip(keep[..n].par_chunks_mut(chunk))
+                .for_each(|(c, k)| self.forward_rows(c, bias, Some(k))),
+            None => za
+                .par_chunks_mut(chunk)
+                .for_each(|c| self.forward_rows(c, bias, None)),
+        }
+    }
+
+    fn forward_rows<T: Real>(self, za: &mut [T], bias: &[T], mut z_keep: Option<&mut [T]>) {
+        let width = bias.len();
         for (r, row) in za.chunks_exact_mut(width).enumerate() {
             for (v, &b) in row.iter_mut().zip(bias) {
                 *v += b;
@@ -130,6 +151,27 @@ impl Activation {
     ///
     /// If the slices' lengths disagree.
     pub fn backward<T: Real>(self, delta: &mut [T], a: &[T], z: &[T], width: usize) {
+        assert!(a.len() >= delta.len() && width > 0 && delta.len() % width == 0);
+        let n = delta.len();
+        if n < PARALLEL_MIN || self == Activation::Identity {
+            return self.backward_rows(delta, a, z, width);
+        }
+        let chunk = chunk_len(width);
+        if z.is_empty() {
+            delta
+                .par_chunks_mut(chunk)
+                .zip(a[..n].par_chunks(chunk))
+                .for_each(|(d, a)| self.backward_rows(d, a, &[], width));
+        } else {
+            delta
+                .par_chunks_mut(chunk)
+                .zip(a[..n].par_chunks(chunk))
+                .zip(z[..n].par_chunks(chunk))
+                .for_each(|((d, a), z)| self.backward_rows(d, a, z, width));
+        }
+    }
+
+    fn backward_rows<T: Real>(self, delta: &mut [T], a: &[T], z: &[T], width: usize) {
         assert!(a.len() >= delta.len());
         let one = T::one();
         let zero = T::zero();
@@ -196,6 +238,14 @@ impl Activation {
             }
         }
     }
+}
+
+/// Batches of fewer values than this are done on one thread.
+const PARALLEL_MIN: usize = 1 << 15;
+
+/// Values per parallel chunk: whole rows, about 8k values.
+fn chunk_len(width: usize) -> usize {
+    ((1 << 13) / width).max(1) * width
 }
 
 /// The logistic function, evaluated without overflow for either sign.
@@ -328,5 +378,29 @@ mod tests {
         Activation::Relu.forward(&mut za, &[1.0, 1.0], Some(&mut keep));
         assert_eq!(keep, [2.0, -1.0, 1.5, 4.0]);
         assert_eq!(za, [2.0, 0.0, 1.5, 4.0]);
+    }
+
+    #[test]
+    fn chunked_parallel_passes_equal_the_row_by_row_pass() {
+        // 300 x 200 = 60000 values: above the parallel threshold.
+        let (rows, width) = (300, 200);
+        let z: Vec<f32> = (0..rows * width)
+            .map(|i| ((i * 7919) % 2001) as f32 / 500.0 - 2.0)
+            .collect();
+        let bias: Vec<f32> = (0..width).map(|j| j as f32 / 1000.0).collect();
+        let g: Vec<f32> = (0..rows * width)
+            .map(|i| ((i * 31) % 17) as f32 - 8.0)
+            .collect();
+        for act in Activation::ALL {
+            let (mut par, mut ser) = (z.clone(), z.clone());
+            let (mut kp, mut ks) = (vec![0.0; z.len()], vec![0.0; z.len()]);
+            act.forward(&mut par, &bias, Some(&mut kp));
+            act.forward_rows(&mut ser, &bias, Some(&mut ks));
+            assert_eq!((&par, &kp), (&ser, &ks), "{}", act.name());
+            let (mut dp, mut ds) = (g.clone(), g.clone());
+            act.backward(&mut dp, &par, &kp, width);
+            act.backward_rows(&mut ds, &ser, &ks, width);
+            assert_eq!(dp, ds, "{}", act.name());
+        }
     }
 }

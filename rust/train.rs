@@ -135,10 +135,7 @@ fn epoch<T: Real, E: Send>(
         let rows = idx.len();
 
         // Gather the batch's rows from the shuffled index.
-        for (dst, &i) in ws.x.chunks_exact_mut(f).zip(idx) {
-            let i = i as usize;
-            dst.copy_from_slice(&x[i * f..(i + 1) * f]);
-        }
+        gather(&mut ws.x[..rows * f], x, idx, f);
         let batch_targets = match targets {
             Targets::Labels(y) => {
                 for (dst, &i) in ws.labels.iter_mut().zip(idx) {
@@ -184,6 +181,23 @@ fn epoch<T: Real, E: Send>(
 }
 
 /// Whether every gradient is finite, in fixed chunks checked in parallel.
+/// Copies rows `idx` of `x` (`f` wide) into `dst`, in parallel chunks when large.
+fn gather<T: Real>(dst: &mut [T], x: &[T], idx: &[u32], f: usize) {
+    let copy = |dst: &mut [T], idx: &[u32]| {
+        for (row, &i) in dst.chunks_exact_mut(f).zip(idx) {
+            let i = i as usize;
+            row.copy_from_slice(&x[i * f..(i + 1) * f]);
+        }
+    };
+    if dst.len() < 1 << 15 {
+        return copy(dst, idx);
+    }
+    let rows = ((1 << 14) / f).max(1);
+    dst.par_chunks_mut(rows * f)
+        .zip(idx.par_chunks(rows))
+        .for_each(|(d, i)| copy(d, i));
+}
+
 fn all_finite<T: Real>(grads: &[Gradient<T>]) -> bool {
     grads
         .iter()
