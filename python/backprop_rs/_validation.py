@@ -84,25 +84,32 @@ def check_real(
 _FINITE_CHUNK_ROWS = 4096
 
 
-def check_finite(a: np.ndarray, name: str) -> None:
-    """``ValueError`` naming the first non-finite entry of a float array."""
+def _first_non_finite(a: np.ndarray) -> tuple[int, ...] | None:
+    """The index of the first non-finite entry of a float array, or None."""
     if a.dtype.kind != "f":
-        return
+        return None
     if a.ndim == 0:
-        if not np.isfinite(a):
-            raise ValueError(f"{name} is {a}; expected a finite value")
-        return
+        return None if np.isfinite(a) else ()
     for start in range(0, a.shape[0], _FINITE_CHUNK_ROWS):
         part = a[start : start + _FINITE_CHUNK_ROWS]
-        if np.isfinite(part).all():
-            continue
-        bad = np.argwhere(~np.isfinite(part))[0]
-        bad[0] += start
-        index = tuple(int(i) for i in bad)
-        raise ValueError(
-            f"{name} contains {a[index]} at index {index if a.ndim > 1 else index[0]}; "
-            "expected only finite values"
-        )
+        if not np.isfinite(part).all():
+            bad = np.argwhere(~np.isfinite(part))[0]
+            bad[0] += start
+            return tuple(int(i) for i in bad)
+    return None
+
+
+def check_finite(a: np.ndarray, name: str) -> None:
+    """``ValueError`` naming the first non-finite entry of a float array."""
+    index = _first_non_finite(a)
+    if index is None:
+        return
+    if a.ndim == 0:
+        raise ValueError(f"{name} is {a}; expected a finite value")
+    raise ValueError(
+        f"{name} contains {a[index]} at index {index if a.ndim > 1 else index[0]}; "
+        "expected only finite values"
+    )
 
 
 def check_features(X: Any, name: str, n_features: int, dtype: np.dtype) -> np.ndarray:
@@ -125,12 +132,7 @@ def check_features(X: Any, name: str, n_features: int, dtype: np.dtype) -> np.nd
             f"{name} has {a.shape[1]} features, but the first layer expects "
             f"{n_features}"
         )
-    check_finite(a, name)
-    out = _convert(a, dtype)
-    # A float64 value beyond float32's range becomes inf on conversion.
-    if out.dtype != a.dtype:
-        check_finite(out, f"{name} converted to {dtype}")
-    return out
+    return _converted(a, name, dtype)
 
 
 def check_targets(
@@ -192,10 +194,7 @@ def check_targets(
         )
     if loss == "cross_entropy":
         _check_distributions(a, name)
-    out = _convert(a, dtype)
-    if out.dtype != a.dtype:
-        check_finite(out, f"{name} converted to {dtype}")
-    return None, out
+    return None, _converted(a, name, dtype)
 
 
 # Rows summing to 1 within this are taken as probabilities: far above float32
@@ -229,10 +228,19 @@ def _check_distributions(a: np.ndarray, name: str) -> None:
         )
 
 
-def _convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``a`` as C-contiguous ``dtype``; overflow to inf is reported by the caller."""
+def _converted(a: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
+    """``a`` as C-contiguous ``dtype``, refusing a non-finite value.
+
+    The converted array is checked once; only when that fails is ``a`` checked
+    too, so that a non-finite input is named as given, and a float64 value that
+    overflowed float32 on conversion as such.
+    """
     with np.errstate(over="ignore"):
-        return np.ascontiguousarray(a, dtype=dtype)
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if _first_non_finite(out) is not None:
+        check_finite(a, name)
+        check_finite(out, f"{name} converted to {dtype}")
+    return out
 
 
 def check_dtype(dtype: Any) -> np.dtype:
