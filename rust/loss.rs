@@ -63,12 +63,6 @@ impl Loss {
             _ => None,
         }
     }
-
-    /// Whether the loss reports an accuracy.
-    #[must_use]
-    pub fn is_classification(self) -> bool {
-        self.required_output().is_some()
-    }
 }
 
 /// The targets of a batch, or of a whole data set indexed by row.

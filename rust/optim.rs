@@ -63,18 +63,19 @@ impl<T: Real> Velocity<T> {
 
 impl<T: Real> Sgd<T> {
     /// Applies one step to every layer.
+    ///
+    /// # Panics
+    ///
+    /// If the velocity buffers are needed and cannot be allocated; call
+    /// [`Velocity::prepare`] first to get that as an error instead.
     pub fn step(&self, layers: &mut [Dense<T>], grads: &[Gradient<T>], velocity: &mut Velocity<T>) {
         let first = velocity.steps == 0;
         velocity.steps += 1;
-        if self.momentum != T::zero() && velocity.layers.is_empty() {
-            // Allocated once; `Velocity::prepare` does it ahead, fallibly.
-            velocity.layers = grads
-                .iter()
-                .map(|g| Gradient {
-                    w: vec![T::zero(); g.w.len()],
-                    b: vec![T::zero(); g.b.len()],
-                })
-                .collect();
+        if self.momentum != T::zero() {
+            // A no-op once allocated; the epoch loop prepares ahead to report failure.
+            velocity
+                .prepare(layers)
+                .expect("the velocity buffers could not be allocated");
         }
         for (l, (layer, grad)) in layers.iter_mut().zip(grads).enumerate() {
             match velocity.layers.get_mut(l) {
