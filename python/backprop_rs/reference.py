@@ -333,6 +333,9 @@ class _Network:
             (w.copy(), b.copy()) for w, b in zip(buf["dW"], buf["db"])
         ]
 
+    # A diverging run overflows on its way to the non-finite loss that stops
+    # it; the caller reports that, so numpy's warnings stay quiet.
+    @np.errstate(over="ignore", invalid="ignore")
     def train_epoch(
         self,
         x: np.ndarray,
@@ -347,39 +350,6 @@ class _Network:
         velocity: _Velocity,
         callback: Callable[..., Any] | None = None,
         interval: float = 0.1,
-    ) -> tuple[float, int, int, int, bool]:
-        # A diverging run overflows on its way to the non-finite loss that
-        # stops it; the caller reports that, so numpy's warnings stay quiet.
-        with np.errstate(over="ignore", invalid="ignore"):
-            return self._train_epoch(
-                x,
-                labels,
-                targets,
-                order,
-                batch_size,
-                lr,
-                momentum,
-                nesterov,
-                weight_decay,
-                velocity,
-                callback,
-                interval,
-            )
-
-    def _train_epoch(
-        self,
-        x: np.ndarray,
-        labels: np.ndarray | None,
-        targets: np.ndarray | None,
-        order: np.ndarray,
-        batch_size: int,
-        lr: float,
-        momentum: float,
-        nesterov: bool,
-        weight_decay: float,
-        velocity: _Velocity,
-        callback: Callable[..., Any] | None,
-        interval: float,
     ) -> tuple[float, int, int, int, bool]:
         if self._buffers is None or self._buffers["rows"] < batch_size:
             self._buffers = self._alloc(batch_size)
