@@ -5,6 +5,7 @@
 //! every activation whose derivative can be written in `a` alone, the
 //! pre-activation `z` for GELU, which cannot.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::real::Real;
@@ -80,34 +81,22 @@ impl Activation {
         let width = bias.len();
         assert!(width > 0 && za.len() % width == 0);
         if za.len() < PARALLEL_MIN {
-            return self.forward_rows(za, bias, z_keep);
+            return forward_rows(self, za, bias, z_keep);
         }
         let (chunk, n) = (chunk_len(width), za.len());
         match z_keep {
             Some(keep) => za
                 .par_chunks_mut(chunk)
                 .zip(keep[..n].par_chunks_mut(chunk))
-                .for_each(|(c, k)| self.forward_rows(c, bias, Some(k))),
+                .for_each(|(c, k)| forward_rows(self, c, bias, Some(k))),
             None => za
                 .par_chunks_mut(chunk)
-                .for_each(|c| self.forward_rows(c, bias, None)),
-        }
-    }
-
-    fn forward_rows<T: Real>(self, za: &mut [T], bias: &[T], mut z_keep: Option<&mut [T]>) {
-        let width = bias.len();
-        for (r, row) in za.chunks_exact_mut(width).enumerate() {
-            for (v, &b) in row.iter_mut().zip(bias) {
-                *v += b;
-            }
-            if let Some(keep) = z_keep.as_deref_mut() {
-                keep[r * width..(r + 1) * width].copy_from_slice(row);
-            }
-            self.apply_row(row);
+                .for_each(|c| forward_rows(self, c, bias, None)),
         }
     }
 
     /// Applies the activation to one row of pre-activations, in place.
+    #[inline(always)]
     fn apply_row<T: Real>(self, row: &mut [T]) {
         let one = T::one();
         match self {
@@ -154,86 +143,103 @@ impl Activation {
         assert!(a.len() >= delta.len() && width > 0 && delta.len() % width == 0);
         let n = delta.len();
         if n < PARALLEL_MIN || self == Activation::Identity {
-            return self.backward_rows(delta, a, z, width);
+            return backward_rows(self, delta, a, z, width);
         }
         let chunk = chunk_len(width);
         if z.is_empty() {
             delta
                 .par_chunks_mut(chunk)
                 .zip(a[..n].par_chunks(chunk))
-                .for_each(|(d, a)| self.backward_rows(d, a, &[], width));
+                .for_each(|(d, a)| backward_rows(self, d, a, &[], width));
         } else {
             delta
                 .par_chunks_mut(chunk)
                 .zip(a[..n].par_chunks(chunk))
                 .zip(z[..n].par_chunks(chunk))
-                .for_each(|((d, a), z)| self.backward_rows(d, a, z, width));
+                .for_each(|((d, a), z)| backward_rows(self, d, a, z, width));
         }
     }
+}
 
-    fn backward_rows<T: Real>(self, delta: &mut [T], a: &[T], z: &[T], width: usize) {
-        assert!(a.len() >= delta.len());
-        let one = T::one();
-        let zero = T::zero();
-        match self {
-            Activation::Identity => {}
-            Activation::Sigmoid => {
-                for (d, &a) in delta.iter_mut().zip(a) {
-                    *d *= a * (one - a);
+/// Bias, `z` copy and activation over whole rows of `za`, on one thread.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn forward_rows<T: Real>(act: Activation, za: &mut [T], bias: &[T], mut z_keep: Option<&mut [T]>) {
+    let width = bias.len();
+    for (r, row) in za.chunks_exact_mut(width).enumerate() {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+        if let Some(keep) = z_keep.as_deref_mut() {
+            keep[r * width..(r + 1) * width].copy_from_slice(row);
+        }
+        act.apply_row(row);
+    }
+}
+
+/// The derivative pass of [`Activation::backward`] over whole rows, on one thread.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn backward_rows<T: Real>(act: Activation, delta: &mut [T], a: &[T], z: &[T], width: usize) {
+    assert!(a.len() >= delta.len());
+    let one = T::one();
+    let zero = T::zero();
+    match act {
+        Activation::Identity => {}
+        Activation::Sigmoid => {
+            for (d, &a) in delta.iter_mut().zip(a) {
+                *d *= a * (one - a);
+            }
+        }
+        Activation::Tanh => {
+            for (d, &a) in delta.iter_mut().zip(a) {
+                *d *= one - a * a;
+            }
+        }
+        // relu(z) > 0 exactly when z > 0, so `a` decides; the derivative at 0 is 0.
+        Activation::Relu => {
+            for (d, &a) in delta.iter_mut().zip(a) {
+                if a <= zero {
+                    *d = zero;
                 }
             }
-            Activation::Tanh => {
-                for (d, &a) in delta.iter_mut().zip(a) {
-                    *d *= one - a * a;
+        }
+        Activation::LeakyRelu => {
+            let slope = T::c(LEAKY_SLOPE);
+            for (d, &a) in delta.iter_mut().zip(a) {
+                if a <= zero {
+                    *d *= slope;
                 }
             }
-            // relu(z) > 0 exactly when z > 0, so `a` decides; the derivative at 0 is 0.
-            Activation::Relu => {
-                for (d, &a) in delta.iter_mut().zip(a) {
-                    if a <= zero {
-                        *d = zero;
-                    }
+        }
+        // For z <= 0, elu(z) = exp(z) - 1, so its derivative exp(z) is a + 1.
+        Activation::Elu => {
+            for (d, &a) in delta.iter_mut().zip(a) {
+                if a <= zero {
+                    *d *= a + one;
                 }
             }
-            Activation::LeakyRelu => {
-                let slope = T::c(LEAKY_SLOPE);
-                for (d, &a) in delta.iter_mut().zip(a) {
-                    if a <= zero {
-                        *d *= slope;
-                    }
-                }
+        }
+        Activation::Gelu => {
+            assert!(z.len() >= delta.len());
+            let half = T::c(0.5);
+            let inv_sqrt2 = T::c(std::f64::consts::FRAC_1_SQRT_2);
+            let inv_sqrt_2pi = T::c(0.398_942_280_401_432_7);
+            for (d, &z) in delta.iter_mut().zip(z) {
+                let cdf = half * (one + (z * inv_sqrt2).erf());
+                let pdf = inv_sqrt_2pi * (-half * z * z).exp();
+                *d *= cdf + z * pdf;
             }
-            // For z <= 0, elu(z) = exp(z) - 1, so its derivative exp(z) is a + 1.
-            Activation::Elu => {
-                for (d, &a) in delta.iter_mut().zip(a) {
-                    if a <= zero {
-                        *d *= a + one;
-                    }
-                }
+        }
+        // softplus'(z) = sigmoid(z) = 1 - exp(-softplus(z)).
+        Activation::Softplus => {
+            for (d, &a) in delta.iter_mut().zip(a) {
+                *d *= -(-a).exp_m1();
             }
-            Activation::Gelu => {
-                assert!(z.len() >= delta.len());
-                let half = T::c(0.5);
-                let inv_sqrt2 = T::c(std::f64::consts::FRAC_1_SQRT_2);
-                let inv_sqrt_2pi = T::c(0.398_942_280_401_432_7);
-                for (d, &z) in delta.iter_mut().zip(z) {
-                    let cdf = half * (one + (z * inv_sqrt2).erf());
-                    let pdf = inv_sqrt_2pi * (-half * z * z).exp();
-                    *d *= cdf + z * pdf;
-                }
-            }
-            // softplus'(z) = sigmoid(z) = 1 - exp(-softplus(z)).
-            Activation::Softplus => {
-                for (d, &a) in delta.iter_mut().zip(a) {
-                    *d *= -(-a).exp_m1();
-                }
-            }
-            Activation::Softmax => {
-                for (drow, arow) in delta.chunks_exact_mut(width).zip(a.chunks_exact(width)) {
-                    let dot = drow.iter().zip(arow).fold(zero, |s, (&g, &a)| s + g * a);
-                    for (d, &a) in drow.iter_mut().zip(arow) {
-                        *d = a * (*d - dot);
-                    }
+        }
+        Activation::Softmax => {
+            for (drow, arow) in delta.chunks_exact_mut(width).zip(a.chunks_exact(width)) {
+                let dot = drow.iter().zip(arow).fold(zero, |s, (&g, &a)| s + g * a);
+                for (d, &a) in drow.iter_mut().zip(arow) {
+                    *d = a * (*d - dot);
                 }
             }
         }
@@ -275,6 +281,7 @@ pub fn log_sum_exp<T: Real>(row: &[T]) -> T {
 }
 
 /// Softmax of one row in place, shifted by the row maximum.
+#[inline(always)]
 fn softmax_row<T: Real>(row: &mut [T]) {
     let m = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
     let mut s = T::zero();

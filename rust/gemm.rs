@@ -1,10 +1,16 @@
 //! The matrix products of the forward and backward passes.
 //!
-//! This is the only module that calls the matrix-multiply crate (`gemm`). All
-//! matrices are row-major; a transposed operand is read through its strides,
-//! never copied. A large product is cut into panels of the output, by its shape
+//! This is the only module that calls the matrix-multiply crates. All matrices
+//! are row-major; a transposed operand is read through its strides, never
+//! copied. A large product is cut into panels of the output, by its shape
 //! alone, and the panels run in parallel, each a single-threaded product: every
 //! output element is computed the same way on any number of threads.
+//!
+//! Each panel goes to one of two kernels, chosen by its shape and layout (see
+//! [`Kernel`]): `gemm`, which packs its operands into buffers it allocates on
+//! every call and is the fastest on large products, or `nano-gemm`, which
+//! allocates nothing and has almost no per-call overhead, and is as fast or
+//! faster up to about a million multiply-adds and on every `A B^T` product.
 
 use rayon::prelude::*;
 
@@ -18,6 +24,64 @@ const PANEL: usize = 128;
 /// Panels are cut at multiples of this, the kernels' register-tile width.
 const ALIGN: usize = 16;
 const MAX_PANELS: usize = 16;
+
+/// Products of at most this many multiply-adds go to `nano-gemm`; above it,
+/// `gemm`'s packing pays for itself (measured at the workloads' shapes, README).
+const SMALL_MACS: usize = 1 << 20;
+
+/// The element types the kernels are compiled for.
+pub trait Kernel: Copy {
+    /// `dst = lhs rhs` for an `m x n` `dst`, every operand given by its row and
+    /// column strides; `dst` is written without being read.
+    ///
+    /// # Safety
+    ///
+    /// The pointers must address valid matrices of these shapes through their
+    /// strides, and `dst` must not alias `lhs` or `rhs`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn small(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: (*mut Self, isize, isize),
+        lhs: (*const Self, isize, isize),
+        rhs: (*const Self, isize, isize),
+    );
+}
+
+impl Kernel for f32 {
+    unsafe fn small(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: (*mut f32, isize, isize),
+        lhs: (*const f32, isize, isize),
+        rhs: (*const f32, isize, isize),
+    ) {
+        // nano-gemm computes dst = alpha dst + beta lhs rhs and skips reading dst
+        // when alpha is zero.
+        nano_gemm::planless::execute_f32(
+            m, n, k, dst.0, dst.1, dst.2, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 0.0, 1.0,
+            false, false,
+        );
+    }
+}
+
+impl Kernel for f64 {
+    unsafe fn small(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: (*mut f64, isize, isize),
+        lhs: (*const f64, isize, isize),
+        rhs: (*const f64, isize, isize),
+    ) {
+        nano_gemm::planless::execute_f64(
+            m, n, k, dst.0, dst.1, dst.2, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 0.0, 1.0,
+            false, false,
+        );
+    }
+}
 
 /// A strided read-only matrix operand.
 #[derive(Clone, Copy)]
@@ -135,6 +199,18 @@ unsafe fn serial<T: Real>(
     c: *mut T,
     rsc: isize,
 ) {
+    // `B` read transposed (unit row stride) is the `A B^T` of the backward pass.
+    let transposed_b = b_strides.rs == 1 && b_strides.cs != 1;
+    if transposed_b || m * k * n <= SMALL_MACS {
+        return T::small(
+            m,
+            n,
+            k,
+            (c, rsc, 1),
+            (a, a_strides.rs, a_strides.cs),
+            (b, b_strides.rs, b_strides.cs),
+        );
+    }
     // gemm computes dst = alpha dst + beta lhs rhs; with read_dst false, dst = lhs rhs.
     gemm::gemm(
         m,

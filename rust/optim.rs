@@ -14,6 +14,7 @@
 
 use crate::dense::{Dense, Gradient};
 use crate::error::{zeros, Result};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::real::Real;
@@ -101,52 +102,59 @@ impl<T: Real> Sgd<T> {
                 w.par_chunks_mut(CHUNK)
                     .zip(grad.par_chunks(CHUNK))
                     .zip(v.par_chunks_mut(CHUNK))
-                    .for_each(|((w, g), v)| self.update_chunk(w, g, Some(v), first));
+                    .for_each(|((w, g), v)| update_chunk(*self, w, g, Some(v), first));
             }
-            Some(v) if momentum => self.update_chunk(w, grad, Some(v), first),
+            Some(v) if momentum => update_chunk(*self, w, grad, Some(v), first),
             _ if w.len() >= PARALLEL_MIN => {
                 w.par_chunks_mut(CHUNK)
                     .zip(grad.par_chunks(CHUNK))
-                    .for_each(|(w, g)| self.update_chunk(w, g, None, first));
+                    .for_each(|(w, g)| update_chunk(*self, w, g, None, first));
             }
-            _ => self.update_chunk(w, grad, None, first),
+            _ => update_chunk(*self, w, grad, None, first),
         }
     }
+}
 
-    /// One chunk of [`Sgd::update`]; each case is its own loop so that it
-    /// vectorises, with the operations in the order of the module doc.
-    fn update_chunk(&self, w: &mut [T], grad: &[T], velocity: Option<&mut [T]>, first: bool) {
-        let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
-        let Some(v) = velocity.filter(|_| mu != T::zero()) else {
-            for (w, &g) in w.iter_mut().zip(grad) {
-                let g = g + wd * *w;
-                *w -= lr * g;
-            }
-            return;
-        };
-        let items = w.iter_mut().zip(grad).zip(v.iter_mut());
-        match (first, self.nesterov) {
-            (true, false) => items.for_each(|((w, &g), v)| {
-                let g = g + wd * *w;
-                *v = g;
-                *w -= lr * *v;
-            }),
-            (true, true) => items.for_each(|((w, &g), v)| {
-                let g = g + wd * *w;
-                *v = g;
-                *w -= lr * (g + mu * *v);
-            }),
-            (false, false) => items.for_each(|((w, &g), v)| {
-                let g = g + wd * *w;
-                *v = mu * *v + g;
-                *w -= lr * *v;
-            }),
-            (false, true) => items.for_each(|((w, &g), v)| {
-                let g = g + wd * *w;
-                *v = mu * *v + g;
-                *w -= lr * (g + mu * *v);
-            }),
+/// One chunk of [`Sgd::update`]; each case is its own loop so that it
+/// vectorises, with the operations in the order of the module doc.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn update_chunk<T: Real>(
+    sgd: Sgd<T>,
+    w: &mut [T],
+    grad: &[T],
+    velocity: Option<&mut [T]>,
+    first: bool,
+) {
+    let (lr, mu, wd) = (sgd.lr, sgd.momentum, sgd.weight_decay);
+    let Some(v) = velocity.filter(|_| mu != T::zero()) else {
+        for (w, &g) in w.iter_mut().zip(grad) {
+            let g = g + wd * *w;
+            *w -= lr * g;
         }
+        return;
+    };
+    let items = w.iter_mut().zip(grad).zip(v.iter_mut());
+    match (first, sgd.nesterov) {
+        (true, false) => items.for_each(|((w, &g), v)| {
+            let g = g + wd * *w;
+            *v = g;
+            *w -= lr * *v;
+        }),
+        (true, true) => items.for_each(|((w, &g), v)| {
+            let g = g + wd * *w;
+            *v = g;
+            *w -= lr * (g + mu * *v);
+        }),
+        (false, false) => items.for_each(|((w, &g), v)| {
+            let g = g + wd * *w;
+            *v = mu * *v + g;
+            *w -= lr * *v;
+        }),
+        (false, true) => items.for_each(|((w, &g), v)| {
+            let g = g + wd * *w;
+            *v = mu * *v + g;
+            *w -= lr * (g + mu * *v);
+        }),
     }
 }
 

@@ -5,12 +5,14 @@ use std::ops::{AddAssign, MulAssign, SubAssign};
 
 use num_traits::Float;
 
+use crate::gemm::Kernel;
+
 /// A floating-point type the network can compute in.
 ///
 /// Everything the core needs beyond [`num_traits::Float`]: the error function for the
 /// exact GELU and conversion of constants.
 pub trait Real:
-    Float + AddAssign + SubAssign + MulAssign + Default + Debug + Send + Sync + 'static
+    Float + Kernel + AddAssign + SubAssign + MulAssign + Default + Debug + Send + Sync + 'static
 {
     /// `"float32"` or `"float64"`, as numpy spells it.
     const DTYPE: &'static str;

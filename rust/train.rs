@@ -180,7 +180,6 @@ fn epoch<T: Real, E: Send>(
     Ok(stats)
 }
 
-/// Whether every gradient is finite, in fixed chunks checked in parallel.
 /// Copies rows `idx` of `x` (`f` wide) into `dst`, in parallel chunks when large.
 fn gather<T: Real>(dst: &mut [T], x: &[T], idx: &[u32], f: usize) {
     let copy = |dst: &mut [T], idx: &[u32]| {
@@ -198,10 +197,18 @@ fn gather<T: Real>(dst: &mut [T], x: &[T], idx: &[u32], f: usize) {
         .for_each(|(d, i)| copy(d, i));
 }
 
+/// Whether every gradient is finite; large weight gradients are checked in
+/// fixed chunks in parallel.
 fn all_finite<T: Real>(grads: &[Gradient<T>]) -> bool {
-    grads
-        .iter()
-        .all(|g| g.w.par_chunks(1 << 14).all(finite) && finite(&g.b))
+    const CHUNK: usize = 1 << 14;
+    grads.iter().all(|g| {
+        let w = if g.w.len() <= CHUNK {
+            finite(&g.w)
+        } else {
+            g.w.par_chunks(CHUNK).all(finite)
+        };
+        w && finite(&g.b)
+    })
 }
 
 /// Whether every value is finite: `x * 0` is 0 for finite `x` and NaN otherwise,
