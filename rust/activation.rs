@@ -162,7 +162,10 @@ impl Activation {
 }
 
 /// Bias, `z` copy and activation over whole rows of `za`, on one thread.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn forward_rows<T: Real>(act: Activation, za: &mut [T], bias: &[T], mut z_keep: Option<&mut [T]>) {
     let width = bias.len();
     for (r, row) in za.chunks_exact_mut(width).enumerate() {
@@ -177,7 +180,10 @@ fn forward_rows<T: Real>(act: Activation, za: &mut [T], bias: &[T], mut z_keep: 
 }
 
 /// The derivative pass of [`Activation::backward`] over whole rows, on one thread.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn backward_rows<T: Real>(act: Activation, delta: &mut [T], a: &[T], z: &[T], width: usize) {
     assert!(a.len() >= delta.len());
     let one = T::one();
@@ -402,11 +408,11 @@ mod tests {
             let (mut par, mut ser) = (z.clone(), z.clone());
             let (mut kp, mut ks) = (vec![0.0; z.len()], vec![0.0; z.len()]);
             act.forward(&mut par, &bias, Some(&mut kp));
-            act.forward_rows(&mut ser, &bias, Some(&mut ks));
+            forward_rows(act, &mut ser, &bias, Some(&mut ks));
             assert_eq!((&par, &kp), (&ser, &ks), "{}", act.name());
             let (mut dp, mut ds) = (g.clone(), g.clone());
             act.backward(&mut dp, &par, &kp, width);
-            act.backward_rows(&mut ds, &ser, &ks, width);
+            backward_rows(act, &mut ds, &ser, &ks, width);
             assert_eq!(dp, ds, "{}", act.name());
         }
     }

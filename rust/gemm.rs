@@ -367,16 +367,37 @@ mod tests {
     }
 
     /// Integer-valued entries keep every product exact, so a naive triple loop
-    /// is an exact reference for the panelled, threaded one.
+    /// is an exact reference for the panelled, threaded one. The output starts
+    /// as NaN, so a kernel that read it would show.
     fn check_against_naive(m: usize, k: usize, n: usize) {
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 3) % 7) as f32 - 3.0).collect();
+        let want =
+            |i: usize, j: usize| -> f32 { (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum() };
+
         let mut c = vec![f32::NAN; m * n];
         matmul(m, k, n, &a, &b, &mut c);
         for i in 0..m {
             for j in 0..n {
-                let want: f32 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
-                assert_eq!(c[i * n + j], want, "({i}, {j}) of {m}x{k}x{n}");
+                assert_eq!(c[i * n + j], want(i, j), "A B ({i}, {j}) of {m}x{k}x{n}");
+            }
+        }
+
+        // The same product with A stored transposed (k x m), then B (n x k).
+        let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+        let mut c = vec![f32::NAN; m * n];
+        matmul_tn(m, k, n, &at, &b, &mut c);
+        for i in 0..m {
+            for j in 0..n {
+                assert_eq!(c[i * n + j], want(i, j), "A^T B ({i}, {j}) of {m}x{k}x{n}");
+            }
+        }
+        let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+        let mut c = vec![f32::NAN; m * n];
+        matmul_nt(m, k, n, &a, &bt, &mut c);
+        for i in 0..m {
+            for j in 0..n {
+                assert_eq!(c[i * n + j], want(i, j), "A B^T ({i}, {j}) of {m}x{k}x{n}");
             }
         }
     }
@@ -386,6 +407,16 @@ mod tests {
         check_against_naive(300, 70, 40); // cut along rows
         check_against_naive(33, 90, 517); // cut along columns, ragged last panel
         check_against_naive(5, 3, 7); // one panel
+    }
+
+    #[test]
+    fn both_kernels_match_a_naive_product() {
+        // Below, at and above the size where products move from nano-gemm to gemm.
+        check_against_naive(16, 64, 32);
+        check_against_naive(1, 1, 1);
+        check_against_naive(64, 256, 64); // 2^20 multiply-adds: nano-gemm
+        check_against_naive(64, 257, 64); // just above: gemm, except A B^T
+        check_against_naive(130, 129, 70);
     }
 
     #[test]

@@ -117,7 +117,10 @@ impl<T: Real> Sgd<T> {
 
 /// One chunk of [`Sgd::update`]; each case is its own loop so that it
 /// vectorises, with the operations in the order of the module doc.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn update_chunk<T: Real>(
     sgd: Sgd<T>,
     w: &mut [T],
