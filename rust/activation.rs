@@ -9,6 +9,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::real::Real;
+use crate::threads;
 
 /// The slope of `leaky_relu` for negative inputs (PyTorch's and Keras' default).
 pub const LEAKY_SLOPE: f64 = 0.01;
@@ -84,7 +85,7 @@ impl Activation {
             return forward_rows(self, za, bias, z_keep);
         }
         let (chunk, n) = (chunk_len(width), za.len());
-        match z_keep {
+        threads::run(|| match z_keep {
             Some(keep) => za
                 .par_chunks_mut(chunk)
                 .zip(keep[..n].par_chunks_mut(chunk))
@@ -92,7 +93,7 @@ impl Activation {
             None => za
                 .par_chunks_mut(chunk)
                 .for_each(|c| forward_rows(self, c, bias, None)),
-        }
+        });
     }
 
     /// Applies the activation to one row of pre-activations, in place.
@@ -146,18 +147,20 @@ impl Activation {
             return backward_rows(self, delta, a, z, width);
         }
         let chunk = chunk_len(width);
-        if z.is_empty() {
-            delta
-                .par_chunks_mut(chunk)
-                .zip(a[..n].par_chunks(chunk))
-                .for_each(|(d, a)| backward_rows(self, d, a, &[], width));
-        } else {
-            delta
-                .par_chunks_mut(chunk)
-                .zip(a[..n].par_chunks(chunk))
-                .zip(z[..n].par_chunks(chunk))
-                .for_each(|((d, a), z)| backward_rows(self, d, a, z, width));
-        }
+        threads::run(|| {
+            if z.is_empty() {
+                delta
+                    .par_chunks_mut(chunk)
+                    .zip(a[..n].par_chunks(chunk))
+                    .for_each(|(d, a)| backward_rows(self, d, a, &[], width));
+            } else {
+                delta
+                    .par_chunks_mut(chunk)
+                    .zip(a[..n].par_chunks(chunk))
+                    .zip(z[..n].par_chunks(chunk))
+                    .for_each(|((d, a), z)| backward_rows(self, d, a, z, width));
+            }
+        });
     }
 }
 

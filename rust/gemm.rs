@@ -122,6 +122,12 @@ fn panels(m: usize, k: usize, n: usize) -> (bool, usize) {
     (along_rows, (long / PANEL).clamp(2, MAX_PANELS))
 }
 
+/// Whether an `m x k` by `k x n` product runs as one panel, on the calling thread.
+#[must_use]
+pub fn is_serial(m: usize, k: usize, n: usize) -> bool {
+    panels(m, k, n).1 == 1
+}
+
 /// `C = A B` with `C` row-major `m x n` (row stride `n`), `A` and `B` strided.
 ///
 /// # Safety

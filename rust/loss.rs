@@ -252,11 +252,13 @@ fn elementwise_derivative<T: Real>(loss: Loss, r: T) -> T {
 /// The index of the first largest element, as numpy's `argmax` picks it.
 #[inline]
 pub fn argmax<T: Real>(row: &[T]) -> usize {
-    let mut best = 0;
+    // Select rather than branch: which element wins is data-dependent, and
+    // a mispredicted branch per element costs more than the compare.
+    let (mut best, mut top) = (0, row[0]);
     for (i, &v) in row.iter().enumerate().skip(1) {
-        if v > row[best] {
-            best = i;
-        }
+        let better = v > top;
+        best = if better { i } else { best };
+        top = if better { v } else { top };
     }
     best
 }

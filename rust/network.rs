@@ -7,6 +7,7 @@
 use crate::activation::Activation;
 use crate::dense::{Dense, Gradient};
 use crate::error::{zeros, Error, Result};
+use crate::gemm::is_serial;
 use crate::loss::{batch_loss, BatchStats, Loss, Targets};
 use crate::real::Real;
 
@@ -143,6 +144,16 @@ impl<T: Real> Network<T> {
                 .iter()
                 .zip(&self.layers)
                 .all(|(&w, l)| w == l.fan_out)
+    }
+
+    /// Whether every matrix product of a training step on `rows` rows is small
+    /// enough to run on the calling thread.
+    #[must_use]
+    pub fn step_is_serial(&self, rows: usize) -> bool {
+        self.layers.iter().all(|l| {
+            let (i, o) = (l.fan_in, l.fan_out);
+            is_serial(rows, i, o) && is_serial(i, rows, o) && is_serial(rows, o, i)
+        })
     }
 
     /// Forward pass of `rows` samples of `x`, filling `caches.a` (and `z`).

@@ -18,6 +18,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::real::Real;
+use crate::threads;
 
 /// The hyper-parameters of one SGD step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -98,18 +99,18 @@ impl<T: Real> Sgd<T> {
     fn update(&self, w: &mut [T], grad: &[T], velocity: Option<&mut [T]>, first: bool) {
         let momentum = self.momentum != T::zero();
         match velocity {
-            Some(v) if momentum && w.len() >= PARALLEL_MIN => {
+            Some(v) if momentum && w.len() >= PARALLEL_MIN => threads::run(|| {
                 w.par_chunks_mut(CHUNK)
                     .zip(grad.par_chunks(CHUNK))
                     .zip(v.par_chunks_mut(CHUNK))
                     .for_each(|((w, g), v)| update_chunk(*self, w, g, Some(v), first));
-            }
+            }),
             Some(v) if momentum => update_chunk(*self, w, grad, Some(v), first),
-            _ if w.len() >= PARALLEL_MIN => {
+            _ if w.len() >= PARALLEL_MIN => threads::run(|| {
                 w.par_chunks_mut(CHUNK)
                     .zip(grad.par_chunks(CHUNK))
                     .for_each(|(w, g)| update_chunk(*self, w, g, None, first));
-            }
+            }),
             _ => update_chunk(*self, w, grad, None, first),
         }
     }

@@ -112,6 +112,11 @@ pub fn train_epoch<T: Real, E: Send>(
     between: &mut (dyn FnMut(&EpochStats) -> Result<(), E> + Send),
 ) -> Result<EpochStats, Stop<E>> {
     assert!(batch > 0 && ws.fits(net, batch));
+    if net.step_is_serial(batch) {
+        // Nothing to share out: handing the epoch to a pool thread, which may
+        // be asleep, would only add the wake-up.
+        return epoch(net, ws, x, targets, order, batch, sgd, velocity, between);
+    }
     // The whole epoch runs on the pool, so that each product's panels fork and
     // join there instead of waking this thread.
     threads::run(|| epoch(net, ws, x, targets, order, batch, sgd, velocity, between))
@@ -192,9 +197,11 @@ fn gather<T: Real>(dst: &mut [T], x: &[T], idx: &[u32], f: usize) {
         return copy(dst, idx);
     }
     let rows = ((1 << 14) / f).max(1);
-    dst.par_chunks_mut(rows * f)
-        .zip(idx.par_chunks(rows))
-        .for_each(|(d, i)| copy(d, i));
+    threads::run(|| {
+        dst.par_chunks_mut(rows * f)
+            .zip(idx.par_chunks(rows))
+            .for_each(|(d, i)| copy(d, i));
+    });
 }
 
 /// Whether every gradient is finite; large weight gradients are checked in
@@ -205,7 +212,7 @@ fn all_finite<T: Real>(grads: &[Gradient<T>]) -> bool {
         let w = if g.w.len() <= CHUNK {
             finite(&g.w)
         } else {
-            g.w.par_chunks(CHUNK).all(finite)
+            threads::run(|| g.w.par_chunks(CHUNK).all(finite))
         };
         w && finite(&g.b)
     })

@@ -376,3 +376,30 @@ def test_results_are_bitwise_the_same_on_any_thread_count(threads):
 def test_set_num_threads_refuses_bad_counts(bad, exc):
     with pytest.raises(exc, match="threads"):
         bp.set_num_threads(bad)
+
+
+# Progress output ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_verbose_prints_each_epochs_metrics_where_keras_would(cls, verbose, capsys):
+    (X, y), _ = cli.digits_split()
+    history = digits_model(cls).fit(
+        X[:200], y[:200], epochs=2, batch_size=50, verbose=verbose
+    )
+    out, err = capsys.readouterr()
+    lines = [
+        f"Epoch {e + 1}/2 - loss: {history.history['loss'][e]:.4g} - "
+        f"accuracy: {history.history['accuracy'][e]:.4g} - lr: 0.01"
+        for e in range(2)
+    ]
+    if verbose == 0:
+        assert out == "" and err == ""
+    elif verbose == 1:
+        # The bars and, under each, its epoch's metrics, on stderr.
+        assert out == ""
+        assert all(line in err for line in lines)
+        assert "4/4" in err
+    else:
+        assert out.splitlines() == lines and err == ""

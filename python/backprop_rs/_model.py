@@ -418,7 +418,8 @@ class Sequential:
                         self._accuracy(v_correct, v_n)
                     )
             history.history["lr"].append(lr)
-            progress.epoch_end({k: v[-1] for k, v in history.history.items()})
+            if progress.reports:
+                progress.epoch_end({k: v[-1] for k, v in history.history.items()})
         return history
 
     # Inference and gradients -------------------------------------------------

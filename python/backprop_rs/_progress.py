@@ -29,6 +29,11 @@ class Progress:
     def active(self) -> bool:
         return self.bar is not None
 
+    @property
+    def reports(self) -> bool:
+        """Whether ``epoch_end`` prints anything."""
+        return self.verbose in (1, 2)
+
     def update(self, steps: int, samples: int, loss_sum: float) -> None:
         if self.bar is not None:
             self.bar.update(steps - self.done)
@@ -37,8 +42,11 @@ class Progress:
 
     def epoch_end(self, metrics: dict[str, float]) -> None:
         text = " - ".join(f"{k}: {v:.4g}" for k, v in metrics.items())
-        if self.bar is not None:
-            self.bar.write(f"{self.label} - {text}", file=sys.stderr)
+        if self.verbose == 1:
+            # Under the epoch's (closed) bar, on the stream tqdm draws on.
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"{self.label} - {text}", file=sys.stderr)
         elif self.verbose == 2:
             print(f"{self.label} - {text}", file=sys.stdout, flush=True)
 
