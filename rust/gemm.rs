@@ -17,8 +17,9 @@ use rayon::prelude::*;
 use crate::real::Real;
 use crate::threads;
 
-/// Products with fewer multiply-adds than this run as one panel.
-const PARALLEL_MIN_MACS: usize = 1 << 18;
+/// Products with fewer multiply-adds than this run as one panel: about 10 us
+/// of work, less than waking a second thread can save.
+const PARALLEL_MIN_MACS: usize = 1 << 20;
 /// Target panel width (rows or columns of the output).
 const PANEL: usize = 128;
 /// Panels are cut at multiples of this, the kernels' register-tile width.
@@ -431,5 +432,6 @@ mod tests {
         assert_eq!(panels(784, 128, 256), (true, 6));
         assert_eq!(panels(128, 256, 128), (false, 2));
         assert_eq!(panels(16, 64, 32), (false, 1));
+        assert_eq!(panels(360, 64, 32), (true, 1)); // below 2^20 multiply-adds
     }
 }

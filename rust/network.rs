@@ -156,6 +156,24 @@ impl<T: Real> Network<T> {
         })
     }
 
+    /// Whether every product of a forward pass on `rows` rows runs on the
+    /// calling thread.
+    fn forward_is_serial(&self, rows: usize) -> bool {
+        self.layers
+            .iter()
+            .all(|l| is_serial(rows, l.fan_in, l.fan_out))
+    }
+
+    /// Runs `f` here when a forward pass of `rows` rows has nothing to share
+    /// out (waking a pool thread would cost more than it saves), else on the pool.
+    fn run_forward<R: Send>(&self, rows: usize, f: impl FnOnce() -> R + Send) -> R {
+        if self.forward_is_serial(rows) {
+            f()
+        } else {
+            crate::threads::run(f)
+        }
+    }
+
     /// Forward pass of `rows` samples of `x`, filling `caches.a` (and `z`).
     ///
     /// # Panics
@@ -246,7 +264,7 @@ impl<T: Real> Network<T> {
     pub fn predict(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) -> Result<()> {
         let (f, o) = (self.n_inputs(), self.n_outputs());
         assert!(x.len() == rows * f && out.len() == rows * o);
-        crate::threads::run(|| self.predict_chunks(x, rows, chunk, out))
+        self.run_forward(chunk.min(rows), || self.predict_chunks(x, rows, chunk, out))
     }
 
     fn predict_chunks(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) -> Result<()> {
@@ -273,7 +291,9 @@ impl<T: Real> Network<T> {
         rows: usize,
         chunk: usize,
     ) -> Result<BatchStats> {
-        crate::threads::run(|| self.evaluate_chunks(x, targets, rows, chunk))
+        self.run_forward(chunk.min(rows), || {
+            self.evaluate_chunks(x, targets, rows, chunk)
+        })
     }
 
     fn evaluate_chunks(
@@ -381,7 +401,7 @@ mod tests {
             }
             let (_, grads) = net.loss_and_gradients(&x, Targets::Dense(&y), 2).unwrap();
             let h = 1e-6;
-            for l in 0..2 {
+            for (l, grad) in grads.iter().enumerate() {
                 for i in 0..net.layers[l].w.len() {
                     let w0 = net.layers[l].w[i];
                     net.layers[l].w[i] = w0 + h;
@@ -390,7 +410,7 @@ mod tests {
                     let lm = net.loss_and_gradients(&x, Targets::Dense(&y), 2).unwrap().0;
                     net.layers[l].w[i] = w0;
                     let fd = (lp - lm) / (2.0 * h);
-                    let g = grads[l].w[i];
+                    let g = grad.w[i];
                     assert!(
                         (g - fd).abs() <= 1e-7 * (1.0 + fd.abs()),
                         "{act:?} l{l} w{i}: {g} vs {fd}"
