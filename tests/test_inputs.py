@@ -142,6 +142,7 @@ def _with(a, index, value):
 # Bad X, for every method that takes X ------------------------------------------
 
 BAD_X = [
+    ("none", None, TypeError, r"^X is None; expected an array-like of numbers$"),
     (
         "features",
         D.X[:, :3],
@@ -357,7 +358,8 @@ BAD_Y = [
         "onehot-width",
         np.eye(4)[D.y],
         ValueError,
-        r"^y has shape \(20, 4\); expected \(20, 3\) for an output layer of 3 units$",
+        r"^y has shape \(20, 4\); expected \(20, 3\) or class labels of shape "
+        r"\(20,\) for an output layer of 3 units$",
     ),
     (
         "clf",
@@ -379,6 +381,13 @@ BAD_Y = [
         np.int64(1),
         ValueError,
         r"^y must be 1-D or 2-D; got int64 array of shape \(\)$",
+    ),
+    (
+        "clf",
+        "none",
+        None,
+        TypeError,
+        r"^y is None; expected an array-like of numbers$",
     ),
     (
         "clf",
@@ -930,7 +939,7 @@ BAD_WEIGHTS = [
         "last-W-none",
         _weights_with(1, 0, None),
         TypeError,
-        r"^weights\[1\]\[0\] has dtype object",
+        r"^weights\[1\]\[0\] is None; expected an array-like of numbers$",
     ),
 ]
 

@@ -378,6 +378,30 @@ def test_set_num_threads_refuses_bad_counts(bad, exc):
         bp.set_num_threads(bad)
 
 
+@pytest.mark.parametrize(
+    "value, warns",
+    [("abc", True), ("0", True), ("", True), ("2", False), (" 3 ", False)],
+)
+def test_a_bad_thread_variable_is_reported_on_import(value, warns):
+    code = (
+        "import warnings; warnings.simplefilter('always'); "
+        "import backprop_rs as bp; print(bp.get_num_threads())"
+    )
+    env = {**os.environ, "BACKPROP_RS_NUM_THREADS": value}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    message = f"BACKPROP_RS_NUM_THREADS is {value!r}; expected a positive integer"
+    assert (message in done.stderr) == warns, done.stderr
+    # On a bad value the core falls back to its count of usable cores.
+    assert int(done.stdout) >= 1 if warns else int(done.stdout) == int(value)
+
+
 # Progress output ---------------------------------------------------------------
 
 

@@ -16,6 +16,9 @@ Examples
 True
 """
 
+import os as _os
+import warnings as _warnings
+
 from . import datasets, reference
 from ._core import __version__, get_num_threads
 from ._core import set_num_threads as _set_num_threads
@@ -46,6 +49,27 @@ def set_num_threads(threads: int) -> None:
 
     _set_num_threads(check_int(threads, "threads", minimum=1))
 
+
+def _check_thread_variable() -> None:
+    """Warn when ``BACKPROP_RS_NUM_THREADS`` is set but not a positive integer:
+    the core then falls back to one thread per core."""
+    value = _os.environ.get("BACKPROP_RS_NUM_THREADS")
+    if value is None:
+        return
+    try:
+        valid = int(value.strip()) > 0
+    except ValueError:
+        valid = False
+    if not valid:
+        _warnings.warn(
+            f"BACKPROP_RS_NUM_THREADS is {value!r}; expected a positive integer. "
+            "Using one thread per core instead.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+_check_thread_variable()
 
 __all__ = [
     "SGD",

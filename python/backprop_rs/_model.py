@@ -312,7 +312,9 @@ class Sequential:
         shuffle : bool, default True
             Reshuffle the samples every epoch with the model's generator.
         verbose : {0, 1, 2}, default 0
-            Silent, a progress bar per epoch, or one line per epoch.
+            Silent; a progress bar per epoch followed by that epoch's metrics,
+            both on stderr where tqdm draws; or one line of metrics per epoch
+            on stdout, as Keras prints it.
 
         Returns
         -------

@@ -36,6 +36,8 @@ def describe(a: np.ndarray) -> str:
 
 def as_numeric_array(value: Any, name: str) -> np.ndarray:
     """``value`` as a numpy array of a real numeric dtype, or ``TypeError``."""
+    if value is None:
+        raise TypeError(f"{name} is None; expected an array-like of numbers")
     try:
         a = np.asarray(value)
     except (TypeError, ValueError) as e:
@@ -183,8 +185,11 @@ def check_targets(
             )
         a = a.reshape(-1, 1)
     if a.shape[1] != n_outputs:
+        labels = ""
+        if loss == "cross_entropy":
+            labels = f" or class labels of shape ({n_samples},)"
         raise ValueError(
-            f"{name} has shape {a.shape}; expected ({n_samples}, {n_outputs}) "
+            f"{name} has shape {a.shape}; expected ({n_samples}, {n_outputs}){labels} "
             f"for an output layer of {n_outputs} units"
         )
     if loss == "binary_cross_entropy" and (a.min() < 0 or a.max() > 1):
