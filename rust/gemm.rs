@@ -6,11 +6,12 @@
 //! alone, and the panels run in parallel, each a single-threaded product: every
 //! output element is computed the same way on any number of threads.
 //!
-//! Each panel goes to one of two kernels, chosen by its shape and layout (see
-//! [`Kernel`]): `gemm`, which packs its operands into buffers it allocates on
-//! every call and is the fastest on large products, or `nano-gemm`, which
-//! allocates nothing and has almost no per-call overhead, and is as fast or
-//! faster up to about a million multiply-adds and on every `A B^T` product.
+//! Each panel goes to one of two kernels, chosen by its shape, layout and
+//! element type (see [`Kernel`]): `gemm`, which packs its operands into buffers
+//! it allocates on every call and is the fastest on large products, or
+//! `nano-gemm`, which allocates nothing, has almost no per-call overhead, is
+//! faster up to about a million multiply-adds and on every `A B^T` product,
+//! and within a few percent of `gemm` up to some millions.
 
 use rayon::prelude::*;
 
@@ -26,12 +27,17 @@ const PANEL: usize = 128;
 const ALIGN: usize = 16;
 const MAX_PANELS: usize = 16;
 
-/// Products of at most this many multiply-adds go to `nano-gemm`; above it,
-/// `gemm`'s packing pays for itself (measured at the workloads' shapes, README).
-const SMALL_MACS: usize = 1 << 20;
-
 /// The element types the kernels are compiled for.
 pub trait Kernel: Copy {
+    /// Products of at most this many multiply-adds go to `nano-gemm`, above it
+    /// to `gemm` (`benchmarks/kernels.rs` measures both). In float32 that is
+    /// every product of a 784-256-128-10 network at batch 128: `gemm` would be
+    /// about 5% faster per epoch there, but it allocates on every call and its
+    /// buffers more than double the memory `fit` adds (README). In float64,
+    /// where `nano-gemm` falls further behind on large products, the bar is
+    /// lower.
+    const SMALL_MACS: usize;
+
     /// `dst = lhs rhs` for an `m x n` `dst`, every operand given by its row and
     /// column strides; `dst` is written without being read.
     ///
@@ -51,6 +57,8 @@ pub trait Kernel: Copy {
 }
 
 impl Kernel for f32 {
+    const SMALL_MACS: usize = 1 << 24;
+
     unsafe fn small(
         m: usize,
         n: usize,
@@ -69,6 +77,8 @@ impl Kernel for f32 {
 }
 
 impl Kernel for f64 {
+    const SMALL_MACS: usize = 1 << 20;
+
     unsafe fn small(
         m: usize,
         n: usize,
@@ -208,7 +218,7 @@ unsafe fn serial<T: Real>(
 ) {
     // `B` read transposed (unit row stride) is the `A B^T` of the backward pass.
     let transposed_b = b_strides.rs == 1 && b_strides.cs != 1;
-    if transposed_b || m * k * n <= SMALL_MACS {
+    if transposed_b || m * k * n <= T::SMALL_MACS {
         return T::small(
             m,
             n,
@@ -421,8 +431,9 @@ mod tests {
         // Below, at and above the size where products move from nano-gemm to gemm.
         check_against_naive(16, 64, 32);
         check_against_naive(1, 1, 1);
-        check_against_naive(64, 256, 64); // 2^20 multiply-adds: nano-gemm
-        check_against_naive(64, 257, 64); // just above: gemm, except A B^T
+        check_against_naive(64, 256, 64); // 2^20 multiply-adds
+        check_against_naive(64, 4096, 64); // one panel of 2^24: nano-gemm in float32
+        check_against_naive(64, 4097, 64); // just above: gemm, except A B^T
         check_against_naive(130, 129, 70);
     }
 

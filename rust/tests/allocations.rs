@@ -1,8 +1,9 @@
 //! Training allocates nothing per batch once its buffers exist: a counting
 //! global allocator watches a whole epoch after a warm-up epoch.
 //!
-//! Products small enough for `nano-gemm` allocate nothing, so a network made
-//! only of them allocates nothing at all during an epoch. The `gemm` crate,
+//! Products small enough for `nano-gemm` allocate nothing (in float32 that
+//! covers a 784-256-128-10 network at batch 128), so a network made only of
+//! them allocates nothing at all during an epoch. The `gemm` crate,
 //! which takes the large products, allocates its packing buffers inside each
 //! call (it takes no caller-provided workspace; `matrixmultiply` does the
 //! same), so for a network with large layers the test measures what each of a
@@ -141,11 +142,30 @@ fn an_epoch_of_small_layers_allocates_nothing_per_batch() {
 }
 
 #[test]
+fn an_epoch_of_fashion_sized_layers_allocates_nothing_per_batch() {
+    // 784-256-128-10 at batch 128: in float32 every product goes to nano-gemm.
+    let specs = [
+        (784, 256, Activation::Relu),
+        (256, 128, Activation::Relu),
+        (128, 10, Activation::Softmax),
+    ];
+    let (during, products) = epoch_allocations(&specs, 300, 128);
+    assert_eq!(products, 0, "these products should all go to nano-gemm");
+    assert!(
+        during <= 1,
+        "a steady-state epoch of 3 steps allocated {during} times"
+    );
+}
+
+#[test]
 fn an_epoch_of_large_layers_allocates_only_inside_the_products() {
-    // 784 x 300 at batch 64 is 15M multiply-adds per product: gemm's.
-    let specs = [(784, 300, Activation::Relu), (300, 10, Activation::Softmax)];
-    let (during, products) = epoch_allocations(&specs, 200, 64);
-    assert!(products > 0, "the 784 x 300 products should go to gemm");
+    // 128 x 4096 x 128 is cut into two panels of 2^25 multiply-adds: gemm's.
+    let specs = [
+        (4096, 128, Activation::Relu),
+        (128, 10, Activation::Softmax),
+    ];
+    let (during, products) = epoch_allocations(&specs, 300, 128);
+    assert!(products > 0, "the 4096 x 128 products should go to gemm");
     assert!(
         (products..=products + 1).contains(&during),
         "a steady-state epoch allocated {during} times; its products alone {products}"
