@@ -247,7 +247,7 @@ def test_command_line_entry_point_runs_the_demo():
     assert float(out.stdout.split("test accuracy:")[1].split()[0]) >= 0.95
 
 
-def test_fashion_mnist_issue_recipe_reaches_087(fashion_data, tmp_path):
+def test_fashion_mnist_basic_recipe_reaches_087(fashion_data, tmp_path):
     path = tmp_path / "model.npz"
     args = cli._parser().parse_args(
         [
