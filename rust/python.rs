@@ -503,10 +503,18 @@ fn get_num_threads() -> usize {
     crate::threads::num_threads()
 }
 
+/// The value of `BACKPROP_RS_NUM_THREADS` when it is set but the core cannot
+/// use it (it then runs one thread per core), else `None`.
+#[pyfunction]
+fn invalid_thread_variable() -> Option<String> {
+    crate::threads::requested_threads().err()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(invalid_thread_variable, m)?)?;
     m.add_class::<PyNetwork>()?;
     m.add_class::<PyVelocity>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

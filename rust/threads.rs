@@ -25,11 +25,29 @@ fn build(threads: usize) -> Result<Arc<ThreadPool>> {
         .map_err(|e| Error::new(format!("cannot start {threads} threads: {e}")))
 }
 
+/// The thread count [`ENV_VAR`] asks for: `None` when it is unset, an error
+/// naming its value when that is not a positive integer.
+///
+/// # Errors
+///
+/// The value as found, when it is set but is not a positive integer.
+pub fn requested_threads() -> std::result::Result<Option<usize>, String> {
+    let Some(value) = std::env::var_os(ENV_VAR) else {
+        return Ok(None);
+    };
+    let text = value.to_string_lossy();
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(text.into_owned()),
+    }
+}
+
+/// The requested count, or else (also when the request is invalid) one thread
+/// per usable core.
 fn default_threads() -> usize {
-    std::env::var(ENV_VAR)
+    requested_threads()
         .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
+        .flatten()
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 

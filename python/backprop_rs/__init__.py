@@ -16,11 +16,11 @@ Examples
 True
 """
 
-import os as _os
 import warnings as _warnings
 
 from . import datasets, reference
 from ._core import __version__, get_num_threads
+from ._core import invalid_thread_variable as _invalid_thread_variable
 from ._core import set_num_threads as _set_num_threads
 from ._gradcheck import check_gradients
 from ._io import load
@@ -51,16 +51,10 @@ def set_num_threads(threads: int) -> None:
 
 
 def _check_thread_variable() -> None:
-    """Warn when ``BACKPROP_RS_NUM_THREADS`` is set but not a positive integer:
-    the core then falls back to one thread per core."""
-    value = _os.environ.get("BACKPROP_RS_NUM_THREADS")
-    if value is None:
-        return
-    try:
-        valid = int(value.strip()) > 0
-    except ValueError:
-        valid = False
-    if not valid:
+    """Warn when ``BACKPROP_RS_NUM_THREADS`` is set but the core cannot use it
+    (it then falls back to one thread per core); the core decides."""
+    value = _invalid_thread_variable()
+    if value is not None:
         _warnings.warn(
             f"BACKPROP_RS_NUM_THREADS is {value!r}; expected a positive integer. "
             "Using one thread per core instead.",

@@ -5,12 +5,20 @@ from typing import Callable, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Network", "Velocity", "__version__", "get_num_threads", "set_num_threads"]
+__all__ = [
+    "Network",
+    "Velocity",
+    "__version__",
+    "get_num_threads",
+    "invalid_thread_variable",
+    "set_num_threads",
+]
 
 __version__: str
 
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
+def invalid_thread_variable() -> str | None: ...
 
 @final
 class Velocity:
