@@ -164,16 +164,6 @@ impl<T: Real> Network<T> {
             .all(|l| is_serial(rows, l.fan_in, l.fan_out))
     }
 
-    /// Runs `f` here when a forward pass of `rows` rows has nothing to share
-    /// out (waking a pool thread would cost more than it saves), else on the pool.
-    fn run_forward<R: Send>(&self, rows: usize, f: impl FnOnce() -> R + Send) -> R {
-        if self.forward_is_serial(rows) {
-            f()
-        } else {
-            crate::threads::run(f)
-        }
-    }
-
     /// Forward pass of `rows` samples of `x`, filling `caches.a` (and `z`).
     ///
     /// # Panics
@@ -264,7 +254,8 @@ impl<T: Real> Network<T> {
     pub fn predict(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) -> Result<()> {
         let (f, o) = (self.n_inputs(), self.n_outputs());
         assert!(x.len() == rows * f && out.len() == rows * o);
-        self.run_forward(chunk.min(rows), || self.predict_chunks(x, rows, chunk, out))
+        let serial = self.forward_is_serial(chunk.min(rows));
+        crate::threads::run_unless(serial, || self.predict_chunks(x, rows, chunk, out))
     }
 
     fn predict_chunks(&self, x: &[T], rows: usize, chunk: usize, out: &mut [T]) -> Result<()> {
@@ -291,9 +282,8 @@ impl<T: Real> Network<T> {
         rows: usize,
         chunk: usize,
     ) -> Result<BatchStats> {
-        self.run_forward(chunk.min(rows), || {
-            self.evaluate_chunks(x, targets, rows, chunk)
-        })
+        let serial = self.forward_is_serial(chunk.min(rows));
+        crate::threads::run_unless(serial, || self.evaluate_chunks(x, targets, rows, chunk))
     }
 
     fn evaluate_chunks(

@@ -92,3 +92,14 @@ pub fn num_threads() -> usize {
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     pool().install(f)
 }
+
+/// Runs `f` on the calling thread when `serial` (work with nothing to share
+/// out, where waking a sleeping pool thread would cost more than it saves),
+/// else on the pool as [`run`] does.
+pub fn run_unless<R: Send>(serial: bool, f: impl FnOnce() -> R + Send) -> R {
+    if serial {
+        f()
+    } else {
+        run(f)
+    }
+}

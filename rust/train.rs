@@ -112,14 +112,12 @@ pub fn train_epoch<T: Real, E: Send>(
     between: &mut (dyn FnMut(&EpochStats) -> Result<(), E> + Send),
 ) -> Result<EpochStats, Stop<E>> {
     assert!(batch > 0 && ws.fits(net, batch));
-    if net.step_is_serial(batch) {
-        // Nothing to share out: handing the epoch to a pool thread, which may
-        // be asleep, would only add the wake-up.
-        return epoch(net, ws, x, targets, order, batch, sgd, velocity, between);
-    }
-    // The whole epoch runs on the pool, so that each product's panels fork and
-    // join there instead of waking this thread.
-    threads::run(|| epoch(net, ws, x, targets, order, batch, sgd, velocity, between))
+    // An epoch with products to split runs on the pool, so that their panels
+    // fork and join there instead of waking this thread each time.
+    let serial = net.step_is_serial(batch);
+    threads::run_unless(serial, || {
+        epoch(net, ws, x, targets, order, batch, sgd, velocity, between)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
