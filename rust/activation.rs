@@ -125,7 +125,7 @@ impl Activation {
                     .for_each(|v| *v = half * *v * (one + (*v * inv_sqrt2).erf()));
             }
             Activation::Softplus => row.iter_mut().for_each(|v| *v = softplus(*v)),
-            Activation::Softmax => softmax_row(row),
+            Activation::Softmax => softmax_rows(row, row.len()),
         }
     }
 
@@ -172,13 +172,23 @@ impl Activation {
 fn forward_rows<T: Real>(act: Activation, za: &mut [T], bias: &[T], mut z_keep: Option<&mut [T]>) {
     let width = bias.len();
     for (r, row) in za.chunks_exact_mut(width).enumerate() {
-        for (v, &b) in row.iter_mut().zip(bias) {
-            *v += b;
-        }
         if let Some(keep) = z_keep.as_deref_mut() {
-            keep[r * width..(r + 1) * width].copy_from_slice(row);
+            let keep = &mut keep[r * width..(r + 1) * width];
+            for ((v, k), &b) in row.iter_mut().zip(keep).zip(bias) {
+                *v += b;
+                *k = *v;
+            }
+        } else {
+            for (v, &b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
         }
-        act.apply_row(row);
+        if act != Activation::Softmax {
+            act.apply_row(row);
+        }
+    }
+    if act == Activation::Softmax {
+        softmax_rows(za, width);
     }
 }
 
@@ -289,17 +299,28 @@ pub fn log_sum_exp<T: Real>(row: &[T]) -> T {
     m + s.ln()
 }
 
-/// Softmax of one row in place, shifted by the row maximum.
+/// Softmax of each `width`-wide row of `za` in place, shifted by the row
+/// maximum.
+///
+/// The exponentials are taken over the whole block in one loop, which
+/// vectorizes however narrow the rows are; the row maxima and sums are short
+/// scalar chains of independent rows. (Reductions in vector lanes were slower
+/// at ten classes: a row's partial vector goes through memory.)
 #[inline(always)]
-fn softmax_row<T: Real>(row: &mut [T]) {
-    let m = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-    let mut s = T::zero();
-    for v in row.iter_mut() {
-        *v = (*v - m).exp();
-        s += *v;
+fn softmax_rows<T: Real>(za: &mut [T], width: usize) {
+    for row in za.chunks_exact_mut(width) {
+        // A comparison, not `max`, is one instruction; a NaN is skipped either
+        // way and then turns its whole row to NaN below.
+        let m = row
+            .iter()
+            .fold(T::neg_infinity(), |m, &v| if v > m { v } else { m });
+        row.iter_mut().for_each(|v| *v -= m);
     }
-    let inv = T::one() / s;
-    row.iter_mut().for_each(|v| *v *= inv);
+    za.iter_mut().for_each(|v| *v = v.exp_poly());
+    for row in za.chunks_exact_mut(width) {
+        let inv = T::one() / row.iter().fold(T::zero(), |s, &v| s + v);
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
 }
 
 #[cfg(test)]
@@ -359,11 +380,11 @@ mod tests {
         let g = [0.5, -0.25, 1.5];
         let loss = |z: &[f64]| {
             let mut a = z.to_vec();
-            softmax_row(&mut a);
+            softmax_rows(&mut a, 3);
             a.iter().zip(&g).map(|(a, g)| a * g).sum::<f64>()
         };
         let mut a = z.to_vec();
-        softmax_row(&mut a);
+        softmax_rows(&mut a, 3);
         let mut d = g;
         Activation::Softmax.backward(&mut d, &a, &[], 3);
         for i in 0..3 {
@@ -382,8 +403,50 @@ mod tests {
         assert_eq!(softplus(1000.0_f64), 1000.0);
         assert!((log_sum_exp(&[1000.0_f64, 1000.0]) - (1000.0 + 2f64.ln())).abs() < 1e-12);
         let mut row = [1000.0_f32, 0.0, -1000.0];
-        softmax_row(&mut row);
+        softmax_rows(&mut row, 3);
         assert_eq!(row, [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn softmax_block_matches_each_row_with_the_library_exp() {
+        // Rows of 10 (not a multiple of any vector width), with a bias, extreme
+        // logits, a row of one -inf, and a row with a NaN.
+        let width = 10;
+        let bias: Vec<f32> = (0..width).map(|j| 0.1 * j as f32 - 0.4).collect();
+        let mut z: Vec<f32> = (0..23 * width)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.7)
+            .collect();
+        z[3 * width + 4] = 1e4;
+        z[5 * width + 1] = -1e4;
+        z[7 * width + 2] = f32::NEG_INFINITY;
+        z[9 * width + 6] = f32::NAN;
+        let mut a = z.clone();
+        let mut keep = vec![0.0; z.len()];
+        Activation::Softmax.forward(&mut a, &bias, Some(&mut keep));
+        for (r, zrow) in z.chunks_exact(width).enumerate() {
+            let zb: Vec<f32> = zrow.iter().zip(&bias).map(|(&z, &b)| z + b).collect();
+            let kept = &keep[r * width..(r + 1) * width];
+            assert!(kept
+                .iter()
+                .zip(&zb)
+                .all(|(k, z)| k.to_bits() == z.to_bits()));
+            // The shift is a float32 subtraction in both; the rest is in float64.
+            let m = zb.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f64> = zb.iter().map(|&v| f64::from(v - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            for (j, &got) in a[r * width..(r + 1) * width].iter().enumerate() {
+                let want = e[j] / s;
+                if r == 9 {
+                    assert!(got.is_nan(), "row {r} with a NaN gives {got}");
+                } else {
+                    let tol = 4.0 * f64::from(f32::EPSILON) * want + 1e-45;
+                    assert!(
+                        (f64::from(got) - want).abs() <= tol,
+                        "row {r} col {j}: {got} vs {want}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
