@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use numpy::{
-    Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+    Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn,
+    PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -510,11 +511,28 @@ fn invalid_thread_variable() -> Option<String> {
     crate::threads::requested_threads().err()
 }
 
+/// Whether every value of a C-contiguous float32 or float64 array is finite.
+/// `None` for any other array, which the caller then checks itself.
+#[pyfunction]
+fn all_finite(py: Python<'_>, a: &Bound<'_, PyAny>) -> Option<bool> {
+    fn scan<T: Real + Element>(py: Python<'_>, a: &Bound<'_, PyAny>) -> Option<bool> {
+        let a: PyReadonlyArrayDyn<'_, T> = a.extract().ok()?;
+        let values = a.as_slice().ok()?;
+        if values.len() < 1 << 16 {
+            Some(crate::train::all_values_finite(values))
+        } else {
+            Some(py.detach(|| crate::train::all_values_finite(values)))
+        }
+    }
+    scan::<f32>(py, a).or_else(|| scan::<f64>(py, a))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(invalid_thread_variable, m)?)?;
+    m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_class::<PyNetwork>()?;
     m.add_class::<PyVelocity>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -4,6 +4,7 @@
 //! Shapes: the data set `x` is `n x n_inputs`; dense targets are `n x n_outputs`,
 //! labels `n`. `order` is a permutation (or any selection) of row indices.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::dense::Gradient;
@@ -204,7 +205,7 @@ fn gather<T: Real>(dst: &mut [T], x: &[T], idx: &[u32], f: usize) {
 
 /// Whether every gradient is finite; large weight gradients are checked in
 /// fixed chunks in parallel.
-fn all_finite<T: Real>(grads: &[Gradient<T>]) -> bool {
+fn all_finite(grads: &[Gradient<impl Real>]) -> bool {
     const CHUNK: usize = 1 << 14;
     grads.iter().all(|g| {
         let w = if g.w.len() <= CHUNK {
@@ -216,11 +217,27 @@ fn all_finite<T: Real>(grads: &[Gradient<T>]) -> bool {
     })
 }
 
+/// Whether every value of `values` is finite, as the check of a data set
+/// before training: up to a megabyte on the calling thread, above that in
+/// fixed chunks on the pool.
+pub fn all_values_finite<T: Real>(values: &[T]) -> bool {
+    const CHUNK: usize = 1 << 16;
+    if values.len() * std::mem::size_of::<T>() <= 1 << 20 {
+        finite(values)
+    } else {
+        threads::run(|| values.par_chunks(CHUNK).all(finite))
+    }
+}
+
 /// Whether every value is finite: `x * 0` is 0 for finite `x` and NaN otherwise,
-/// and eight independent sums of it vectorise.
+/// and sixteen independent sums of it vectorise.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn finite<T: Real>(values: &[T]) -> bool {
-    let mut acc = [T::zero(); 8];
-    let chunks = values.chunks_exact(8);
+    let mut acc = [T::zero(); 16];
+    let chunks = values.chunks_exact(16);
     let rest = chunks.remainder();
     for c in chunks {
         for (a, &x) in acc.iter_mut().zip(c) {

@@ -233,6 +233,18 @@ BAD_X = [
         ValueError,
         r"^X converted to float32 contains inf at index \(2, 2\)",
     ),
+    (
+        "nan-fortran-order",
+        np.asfortranarray(_with(D.X, (6, 1), np.nan)),
+        ValueError,
+        r"^X contains nan at index \(6, 1\); expected only finite values$",
+    ),
+    (
+        "inf-big-endian",
+        _with(D.X, (4, 3), np.inf).astype(">f8"),
+        ValueError,
+        r"^X contains inf at index \(4, 3\); expected only finite values$",
+    ),
 ]
 
 
@@ -254,6 +266,40 @@ def _call_x(method, model, X):
 )
 def test_bad_X(cls, method, X, exc, match):
     _assert_untouched(cls, "clf", lambda m, o: _call_x(method, m, X), exc, match)
+
+
+@pytest.mark.parametrize("cls", ENGINES)
+def test_a_non_finite_value_at_the_end_of_a_large_data_set_is_found(cls):
+    # Over a megabyte, so the scan runs in chunks on the thread pool.
+    X = np.tile(D.X.astype(np.float32), (4000, 1))
+    y = np.tile(D.y, 4000)
+    X[-1, -1] = -np.inf
+
+    def call(m, o):
+        m.fit(X, y, batch_size=4096, optimizer=o)
+
+    _assert_untouched(
+        cls, "clf", call, ValueError, r"^X contains -inf at index \(79999, 3\)"
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 40, 1 << 16, (1 << 18) + 3])
+def test_core_finite_scan_sees_every_position(dtype, n):
+    from backprop_rs import _core
+
+    a = np.ones(n, dtype=dtype)
+    assert _core.all_finite(a) is True
+    positions = {0, n // 2, n - 1, min(n - 1, 15), min(n - 1, (1 << 16) - 1)}
+    for i in sorted(positions):
+        for bad in (np.nan, np.inf, -np.inf):
+            a[i] = bad
+            assert _core.all_finite(a) is False, (i, bad)
+            a[i] = 1.0
+    # Arrays the core does not scan are left to numpy.
+    assert _core.all_finite(a[::2]) is (None if n > 1 else True)
+    assert _core.all_finite(a.astype(np.float16)) is None
+    assert _core.all_finite(a.astype(a.dtype.newbyteorder(">"))) is None
 
 
 @pytest.mark.parametrize("cls", ENGINES)

@@ -9,6 +9,7 @@ __all__ = [
     "Network",
     "Velocity",
     "__version__",
+    "all_finite",
     "get_num_threads",
     "invalid_thread_variable",
     "set_num_threads",
@@ -19,6 +20,7 @@ __version__: str
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
 def invalid_thread_variable() -> str | None: ...
+def all_finite(a: object) -> bool | None: ...
 
 @final
 class Velocity:

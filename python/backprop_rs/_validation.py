@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
+
 LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy")
 ACTIVATIONS = (
     "identity",
@@ -92,6 +94,10 @@ def _first_non_finite(a: np.ndarray) -> tuple[int, ...] | None:
         return None
     if a.ndim == 0:
         return None if np.isfinite(a) else ()
+    # The core scans a C-contiguous float32 or float64 array in one pass without
+    # a temporary; numpy then only has to find where a non-finite value is.
+    if _core.all_finite(a):
+        return None
     for start in range(0, a.shape[0], _FINITE_CHUNK_ROWS):
         part = a[start : start + _FINITE_CHUNK_ROWS]
         if not np.isfinite(part).all():
