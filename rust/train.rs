@@ -222,7 +222,7 @@ fn all_finite(grads: &[Gradient<impl Real>]) -> bool {
 /// fixed chunks on the pool.
 pub fn all_values_finite<T: Real>(values: &[T]) -> bool {
     const CHUNK: usize = 1 << 16;
-    if values.len() * std::mem::size_of::<T>() <= 1 << 20 {
+    if std::mem::size_of_val(values) <= 1 << 20 {
         finite(values)
     } else {
         threads::run(|| values.par_chunks(CHUNK).all(finite))
