@@ -96,39 +96,6 @@ impl Activation {
         });
     }
 
-    /// Applies the activation to one row of pre-activations, in place.
-    #[inline(always)]
-    fn apply_row<T: Real>(self, row: &mut [T]) {
-        let one = T::one();
-        match self {
-            Activation::Identity => {}
-            Activation::Sigmoid => row.iter_mut().for_each(|v| *v = sigmoid(*v)),
-            Activation::Tanh => row.iter_mut().for_each(|v| *v = v.tanh()),
-            Activation::Relu => row.iter_mut().for_each(|v| *v = v.max(T::zero())),
-            Activation::LeakyRelu => {
-                let slope = T::c(LEAKY_SLOPE);
-                row.iter_mut().for_each(|v| {
-                    if *v < T::zero() {
-                        *v *= slope;
-                    }
-                });
-            }
-            Activation::Elu => row.iter_mut().for_each(|v| {
-                if *v <= T::zero() {
-                    *v = v.exp_m1();
-                }
-            }),
-            Activation::Gelu => {
-                let half = T::c(0.5);
-                let inv_sqrt2 = T::c(std::f64::consts::FRAC_1_SQRT_2);
-                row.iter_mut()
-                    .for_each(|v| *v = half * *v * (one + (*v * inv_sqrt2).erf()));
-            }
-            Activation::Softplus => row.iter_mut().for_each(|v| *v = softplus(*v)),
-            Activation::Softmax => softmax_rows(row, row.len()),
-        }
-    }
-
     /// In place over `delta` (holding dL/dA, `rows x width`): multiply by the
     /// activation's derivative, giving dL/dZ.
     ///
@@ -169,26 +136,56 @@ impl Activation {
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma"
 ))]
-fn forward_rows<T: Real>(act: Activation, za: &mut [T], bias: &[T], mut z_keep: Option<&mut [T]>) {
-    let width = bias.len();
-    for (r, row) in za.chunks_exact_mut(width).enumerate() {
-        if let Some(keep) = z_keep.as_deref_mut() {
-            let keep = &mut keep[r * width..(r + 1) * width];
-            for ((v, k), &b) in row.iter_mut().zip(keep).zip(bias) {
-                *v += b;
-                *k = *v;
-            }
-        } else {
-            for (v, &b) in row.iter_mut().zip(bias) {
-                *v += b;
-            }
+fn forward_rows<T: Real>(act: Activation, za: &mut [T], bias: &[T], z_keep: Option<&mut [T]>) {
+    let (zero, one) = (T::zero(), T::one());
+    match act {
+        Activation::Identity => bias_then(za, bias, z_keep, |z| z),
+        Activation::Sigmoid => bias_then(za, bias, z_keep, sigmoid),
+        Activation::Tanh => bias_then(za, bias, z_keep, T::tanh),
+        // A comparison rather than `max`: one instruction, and NaN gives 0 either way.
+        Activation::Relu => bias_then(za, bias, z_keep, |z| if z > zero { z } else { zero }),
+        Activation::LeakyRelu => {
+            let slope = T::c(LEAKY_SLOPE);
+            bias_then(za, bias, z_keep, |z| if z < zero { z * slope } else { z });
         }
-        if act != Activation::Softmax {
-            act.apply_row(row);
+        Activation::Elu => bias_then(za, bias, z_keep, |z| if z <= zero { z.exp_m1() } else { z }),
+        Activation::Gelu => {
+            let half = T::c(0.5);
+            let inv_sqrt2 = T::c(std::f64::consts::FRAC_1_SQRT_2);
+            bias_then(za, bias, z_keep, |z| {
+                half * z * (one + (z * inv_sqrt2).erf())
+            });
+        }
+        Activation::Softplus => bias_then(za, bias, z_keep, softplus),
+        Activation::Softmax => {
+            bias_then(za, bias, z_keep, |z| z);
+            softmax_rows(za, bias.len());
         }
     }
-    if act == Activation::Softmax {
-        softmax_rows(za, width);
+}
+
+/// `a = f(z + bias)` element by element over whole rows, in one pass, keeping
+/// `z + bias` in `z_keep` when given.
+#[inline(always)]
+fn bias_then<T: Real>(za: &mut [T], bias: &[T], z_keep: Option<&mut [T]>, f: impl Fn(T) -> T) {
+    let width = bias.len();
+    match z_keep {
+        Some(keep) => {
+            for (row, keep) in za.chunks_exact_mut(width).zip(keep.chunks_exact_mut(width)) {
+                for ((v, k), &b) in row.iter_mut().zip(keep).zip(bias) {
+                    let z = *v + b;
+                    *k = z;
+                    *v = f(z);
+                }
+            }
+        }
+        None => {
+            for row in za.chunks_exact_mut(width) {
+                for (v, &b) in row.iter_mut().zip(bias) {
+                    *v = f(*v + b);
+                }
+            }
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! The update is `torch.optim.SGD`'s with `dampening = 0`, per parameter buffer:
 //!
 //! ```text
-//! g = grad + weight_decay * w          (biases too, as PyTorch does)
+//! g = grad + weight_decay * w          (biases too, as PyTorch does;
+//!                                       g = grad when weight_decay = 0)
 //! v = momentum * v + g                 (v = g on the first step)
 //! step = g + momentum * v  if nesterov, else v   (g when momentum = 0)
 //! w -= lr * step
@@ -129,10 +130,30 @@ fn update_chunk<T: Real>(
     velocity: Option<&mut [T]>,
     first: bool,
 ) {
-    let (lr, mu, wd) = (sgd.lr, sgd.momentum, sgd.weight_decay);
+    let wd = sgd.weight_decay;
+    if wd == T::zero() {
+        // As in torch.optim.SGD, no decay term at all: `g + 0 * w` would turn
+        // an infinite weight's step into NaN and cost a multiply-add.
+        update_with(sgd, w, grad, velocity, first, |g, _| g);
+    } else {
+        update_with(sgd, w, grad, velocity, first, |g, w| g + wd * w);
+    }
+}
+
+/// [`update_chunk`] with `decayed(grad, w)` as the gradient.
+#[inline(always)]
+fn update_with<T: Real>(
+    sgd: Sgd<T>,
+    w: &mut [T],
+    grad: &[T],
+    velocity: Option<&mut [T]>,
+    first: bool,
+    decayed: impl Fn(T, T) -> T,
+) {
+    let (lr, mu) = (sgd.lr, sgd.momentum);
     let Some(v) = velocity.filter(|_| mu != T::zero()) else {
         for (w, &g) in w.iter_mut().zip(grad) {
-            let g = g + wd * *w;
+            let g = decayed(g, *w);
             *w -= lr * g;
         }
         return;
@@ -140,22 +161,22 @@ fn update_chunk<T: Real>(
     let items = w.iter_mut().zip(grad).zip(v.iter_mut());
     match (first, sgd.nesterov) {
         (true, false) => items.for_each(|((w, &g), v)| {
-            let g = g + wd * *w;
+            let g = decayed(g, *w);
             *v = g;
             *w -= lr * *v;
         }),
         (true, true) => items.for_each(|((w, &g), v)| {
-            let g = g + wd * *w;
+            let g = decayed(g, *w);
             *v = g;
             *w -= lr * (g + mu * *v);
         }),
         (false, false) => items.for_each(|((w, &g), v)| {
-            let g = g + wd * *w;
+            let g = decayed(g, *w);
             *v = mu * *v + g;
             *w -= lr * *v;
         }),
         (false, true) => items.for_each(|((w, &g), v)| {
-            let g = g + wd * *w;
+            let g = decayed(g, *w);
             *v = mu * *v + g;
             *w -= lr * (g + mu * *v);
         }),
