@@ -230,14 +230,15 @@ pub fn all_values_finite<T: Real>(values: &[T]) -> bool {
 }
 
 /// Whether every value is finite: `x * 0` is 0 for finite `x` and NaN otherwise,
-/// and sixteen independent sums of it vectorise.
+/// and 64 independent sums of it vectorise into several vector registers, so
+/// that no single chain of additions sets the pace.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma"
 ))]
 fn finite<T: Real>(values: &[T]) -> bool {
-    let mut acc = [T::zero(); 16];
-    let chunks = values.chunks_exact(16);
+    let mut acc = [T::zero(); 64];
+    let chunks = values.chunks_exact(64);
     let rest = chunks.remainder();
     for c in chunks {
         for (a, &x) in acc.iter_mut().zip(c) {
