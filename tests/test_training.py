@@ -338,6 +338,43 @@ def test_a_second_thread_is_refused_while_fit_runs():
     assert np.isfinite(m.predict(X[:5])).all()
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_models_trained_at_once_on_several_threads_all_finish_alike(threads):
+    # Each fit keeps the pool's other threads polling for its products; fits on
+    # several Python threads at once must neither wait on each other forever
+    # nor change each other's results.
+    rng = np.random.default_rng(1)
+    X = rng.random((1500, 300), dtype=np.float32)
+    y = rng.integers(0, 10, size=1500)
+
+    def train(out, k):
+        m = bp.Sequential(
+            [bp.Dense(300, 512, "relu"), bp.Dense(512, 10, "softmax")],
+            loss="cross_entropy",
+            seed=k % 2,
+        )
+        m.fit(X, y, epochs=2, batch_size=128, optimizer=bp.SGD(0.05, momentum=0.9))
+        out[k] = m.get_weights()
+
+    before = bp.get_num_threads()
+    try:
+        bp.set_num_threads(threads)
+        alone: dict[int, object] = {}
+        train(alone, 0)
+        train(alone, 1)
+        together: dict[int, object] = {}
+        workers = [threading.Thread(target=train, args=(together, k)) for k in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=120)
+        assert not any(w.is_alive() for w in workers), "concurrent fits did not finish"
+    finally:
+        bp.set_num_threads(before)
+    for k in range(4):
+        assert weights_equal(together[k], alone[k % 2])
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_results_are_bitwise_the_same_on_any_thread_count(threads):
     rng = np.random.default_rng(0)
