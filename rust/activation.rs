@@ -96,6 +96,27 @@ impl Activation {
         });
     }
 
+    /// Whether the activation acts on each value alone (all but softmax), so
+    /// that it can be applied to any block of a layer's output.
+    #[must_use]
+    pub fn is_element_wise(self) -> bool {
+        self != Activation::Softmax
+    }
+
+    /// [`Activation::forward`] without a `z` copy on one thread, for a block
+    /// of rows or part-rows: `za` holds whole multiples of `bias.len()` values.
+    pub(crate) fn forward_serial<T: Real>(self, za: &mut [T], bias: &[T]) {
+        forward_rows(self, za, bias, None);
+    }
+
+    /// [`Activation::backward`] of an element-wise activation on one thread,
+    /// over any run of values: `a` (and `z` when it is kept) are the matching
+    /// runs of the forward pass.
+    pub(crate) fn backward_serial<T: Real>(self, delta: &mut [T], a: &[T], z: &[T]) {
+        debug_assert!(self.is_element_wise());
+        backward_rows(self, delta, a, z, 1);
+    }
+
     /// In place over `delta` (holding dL/dA, `rows x width`): multiply by the
     /// activation's derivative, giving dL/dZ.
     ///

@@ -13,6 +13,9 @@
 //! faster up to about a million multiply-adds and on every `A B^T` product,
 //! and within a few percent of `gemm` up to some millions.
 
+use std::marker::PhantomData;
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::real::Real;
@@ -117,6 +120,57 @@ unsafe impl<T: Sync> Sync for Operand<T> {}
 unsafe impl<T: Send> Send for Output<T> {}
 unsafe impl<T: Sync> Sync for Output<T> {}
 
+/// The block of a row-major output that one panel has just written, handed
+/// to the product's epilogue while it is still in cache: rows `rows()` and
+/// columns `cols()` of a matrix with `width` columns.
+pub struct Block<'a, T> {
+    ptr: *mut T,
+    width: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    _output: PhantomData<&'a mut [T]>,
+}
+
+impl<T> Block<'_, T> {
+    /// The rows of the output this block covers.
+    #[must_use]
+    pub fn rows(&self) -> Range<usize> {
+        self.rows.clone()
+    }
+
+    /// The columns of the output this block covers.
+    #[must_use]
+    pub fn cols(&self) -> Range<usize> {
+        self.cols.clone()
+    }
+
+    /// Calls `f(run, offset)` over the block in runs of contiguous elements,
+    /// `offset` being the index of `run[0]` in the whole row-major output: once
+    /// for a block of whole rows, else once per row.
+    pub fn for_each_run(&mut self, mut f: impl FnMut(&mut [T], usize)) {
+        let w = self.width;
+        let mut run = |offset: usize, len: usize| {
+            // SAFETY: the block lies inside the output, which the product
+            // borrows uniquely for its duration, and no other panel's block
+            // overlaps it.
+            f(
+                unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset), len) },
+                offset,
+            );
+        };
+        if self.cols.start == 0 && self.cols.end == w {
+            run(self.rows.start * w, self.rows.len() * w);
+        } else {
+            for r in self.rows.clone() {
+                run(r * w + self.cols.start, self.cols.len());
+            }
+        }
+    }
+}
+
+// SAFETY: a block is only handed to the one panel that wrote it.
+unsafe impl<T: Send> Send for Block<'_, T> {}
+
 #[allow(clippy::cast_possible_wrap)]
 fn s(x: usize) -> isize {
     x as isize
@@ -152,6 +206,7 @@ unsafe fn product<T: Real>(
     a: Operand<T>,
     b: Operand<T>,
     c: Output<T>,
+    then: &(dyn Fn(&mut Block<'_, T>) + Sync),
 ) {
     if m == 0 || n == 0 {
         return;
@@ -168,6 +223,11 @@ unsafe fn product<T: Real>(
             return;
         }
         // SAFETY: each panel writes its own rows or columns of `c`.
+        let (rows, cols) = if along_rows {
+            (lo..hi, 0..n)
+        } else {
+            (0..m, lo..hi)
+        };
         unsafe {
             if along_rows {
                 serial(
@@ -195,6 +255,14 @@ unsafe fn product<T: Real>(
                 );
             }
         }
+        #[allow(clippy::cast_sign_loss)]
+        then(&mut Block {
+            ptr: c.ptr,
+            width: c.rs as usize,
+            rows,
+            cols,
+            _output: PhantomData,
+        });
     };
     if count == 1 {
         run(0);
@@ -258,6 +326,24 @@ unsafe fn serial<T: Real>(
 ///
 /// If a slice is shorter than its shape requires.
 pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T]) {
+    matmul_then(m, k, n, a, b, c, |_| {});
+}
+
+/// [`matmul`], then `then` on each block of `C` as soon as it is written, on
+/// the thread that wrote it.
+///
+/// # Panics
+///
+/// If a slice is shorter than its shape requires.
+pub fn matmul_then<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    then: impl Fn(&mut Block<'_, T>) + Sync,
+) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     let a = Operand {
         ptr: a.as_ptr(),
@@ -281,6 +367,7 @@ pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [
                 ptr: c.as_mut_ptr(),
                 rs: s(n),
             },
+            &then,
         )
     }
 }
@@ -291,6 +378,23 @@ pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [
 ///
 /// If a slice is shorter than its shape requires.
 pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T]) {
+    matmul_tn_then(m, k, n, a, b, c, |_| {});
+}
+
+/// [`matmul_tn`], then `then` on each block of `C` as [`matmul_then`] does.
+///
+/// # Panics
+///
+/// If a slice is shorter than its shape requires.
+pub fn matmul_tn_then<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    then: impl Fn(&mut Block<'_, T>) + Sync,
+) {
     assert!(a.len() >= k * m && b.len() >= k * n && c.len() >= m * n);
     let a = Operand {
         ptr: a.as_ptr(),
@@ -314,6 +418,7 @@ pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mu
                 ptr: c.as_mut_ptr(),
                 rs: s(n),
             },
+            &then,
         )
     }
 }
@@ -324,6 +429,23 @@ pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mu
 ///
 /// If a slice is shorter than its shape requires.
 pub fn matmul_nt<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T]) {
+    matmul_nt_then(m, k, n, a, b, c, |_| {});
+}
+
+/// [`matmul_nt`], then `then` on each block of `C` as [`matmul_then`] does.
+///
+/// # Panics
+///
+/// If a slice is shorter than its shape requires.
+pub fn matmul_nt_then<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    then: impl Fn(&mut Block<'_, T>) + Sync,
+) {
     assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
     let a = Operand {
         ptr: a.as_ptr(),
@@ -347,6 +469,7 @@ pub fn matmul_nt<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mu
                 ptr: c.as_mut_ptr(),
                 rs: s(n),
             },
+            &then,
         )
     }
 }

@@ -210,35 +210,31 @@ impl<T: Real> Network<T> {
 
     /// Backward pass, after [`Network::forward`] and [`Network::loss`] with a delta:
     /// every layer's parameter gradients, by the chain rule in reverse order.
+    /// Returns whether every gradient is finite.
     pub fn backward(
         &self,
         x: &[T],
         rows: usize,
         caches: &mut Caches<T>,
         grads: &mut [Gradient<T>],
-    ) {
+    ) -> bool {
+        let mut all_finite = true;
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
             let (below, here) = caches.delta.split_at_mut(l);
             let input: &[T] = if l == 0 { x } else { &caches.a[l - 1] };
 
             // dW = A_prev^T delta, db = column sums of delta.
-            layer.gradient(input, &here[0], rows, &mut grads[l]);
+            all_finite &= layer.gradient(input, &here[0], rows, &mut grads[l]);
 
             // delta_prev = (delta W^T) (.) activation'(Z_prev); not needed below layer 0.
             if l > 0 {
-                let prev = &mut below[l - 1];
-                layer.delta_below(&here[0], rows, prev);
-                let n = rows * layer.fan_in;
-                let act: Activation = self.layers[l - 1].activation;
-                act.backward(
-                    &mut prev[..n],
-                    &caches.a[l - 1],
-                    &caches.z[l - 1],
-                    layer.fan_in,
-                );
+                let act = self.layers[l - 1].activation;
+                let (a, z) = (&caches.a[l - 1], &caches.z[l - 1]);
+                layer.delta_below(&here[0], rows, &mut below[l - 1], act, a, z);
             }
         }
+        all_finite
     }
 
     /// Output activations of every row of `x` (`rows x n_inputs`), computed in
@@ -327,7 +323,8 @@ impl<T: Real> Network<T> {
         let mut grads = self.zero_gradients()?;
         self.forward(x, rows, &mut caches);
         let stats = self.loss(&mut caches, targets, rows, true);
-        self.backward(x, rows, &mut caches, &mut grads);
+        // The gradients are returned as they are, finite or not, to be checked.
+        let _ = self.backward(x, rows, &mut caches, &mut grads);
         #[allow(clippy::cast_precision_loss)]
         Ok((stats.loss_sum / rows as f64, grads))
     }

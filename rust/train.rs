@@ -165,8 +165,7 @@ fn epoch<T: Real, E: Send>(
         }
 
         // Backward pass; a non-finite gradient is refused before it reaches the weights.
-        net.backward(xb, rows, &mut ws.caches, &mut ws.grads);
-        if !all_finite(&ws.grads) {
+        if !net.backward(xb, rows, &mut ws.caches, &mut ws.grads) {
             return Err(Stop::NonFinite { stats });
         }
 
@@ -203,20 +202,6 @@ fn gather<T: Real>(dst: &mut [T], x: &[T], idx: &[u32], f: usize) {
     });
 }
 
-/// Whether every gradient is finite; large weight gradients are checked in
-/// fixed chunks in parallel.
-fn all_finite(grads: &[Gradient<impl Real>]) -> bool {
-    const CHUNK: usize = 1 << 14;
-    grads.iter().all(|g| {
-        let w = if g.w.len() <= CHUNK {
-            finite(&g.w)
-        } else {
-            threads::run(|| g.w.par_chunks(CHUNK).all(finite))
-        };
-        w && finite(&g.b)
-    })
-}
-
 /// Whether every value of `values` is finite, as the check of a data set
 /// before training: up to a megabyte on the calling thread, above that in
 /// fixed chunks on the pool.
@@ -236,7 +221,7 @@ pub fn all_values_finite<T: Real>(values: &[T]) -> bool {
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma"
 ))]
-fn finite<T: Real>(values: &[T]) -> bool {
+pub(crate) fn finite<T: Real>(values: &[T]) -> bool {
     let mut acc = [T::zero(); 64];
     let chunks = values.chunks_exact(64);
     let rest = chunks.remainder();
