@@ -527,12 +527,28 @@ fn all_finite(py: Python<'_>, a: &Bound<'_, PyAny>) -> Option<bool> {
     scan::<f32>(py, a).or_else(|| scan::<f64>(py, a))
 }
 
+/// A random order of `0..n` as uint32, drawn from `seed` (see
+/// `train::shuffled_order`): the epoch's shuffle.
+#[pyfunction]
+fn shuffled_order(py: Python<'_>, n: usize, seed: u64) -> PyResult<Bound<'_, PyArray1<u32>>> {
+    if u32::try_from(n).is_err() {
+        return Err(value_error(format!(
+            "cannot shuffle {n} samples; at most 2^32 are supported"
+        )));
+    }
+    Ok(PyArray1::from_vec(
+        py,
+        crate::train::shuffled_order(n, seed),
+    ))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(invalid_thread_variable, m)?)?;
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
+    m.add_function(wrap_pyfunction!(shuffled_order, m)?)?;
     m.add_class::<PyNetwork>()?;
     m.add_class::<PyVelocity>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -5,6 +5,9 @@
 //! labels `n`. `order` is a permutation (or any selection) of row indices.
 
 use multiversion::multiversion;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
 use crate::dense::Gradient;
@@ -183,6 +186,20 @@ fn epoch<T: Real, E: Send>(
     Ok(stats)
 }
 
+/// A uniformly random order of `0..n` drawn from `seed`: Fisher-Yates over
+/// xoshiro256++. The same seed gives the same order on every machine.
+///
+/// # Panics
+///
+/// If `n` does not fit in `u32`.
+#[must_use]
+pub fn shuffled_order(n: usize, seed: u64) -> Vec<u32> {
+    let n = u32::try_from(n).expect("at most 2^32 samples");
+    let mut order: Vec<u32> = (0..n).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
+    order
+}
+
 /// Copies rows `idx` of `x` (`f` wide) into `dst`, in parallel chunks when large.
 fn gather<T: Real>(dst: &mut [T], x: &[T], idx: &[u32], f: usize) {
     let copy = |dst: &mut [T], idx: &[u32]| {
@@ -236,6 +253,35 @@ pub(crate) fn finite<T: Real>(values: &[T]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shuffled_order_is_a_permutation_fixed_by_its_seed() {
+        for n in [0, 1, 2, 17, 1437] {
+            let order = shuffled_order(n, 7);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>());
+            assert_eq!(order, shuffled_order(n, 7));
+        }
+        assert_ne!(shuffled_order(1437, 7), shuffled_order(1437, 8));
+        // Every position takes every value about equally often.
+        let (n, draws) = (5usize, 20_000u64);
+        let mut counts = [[0u32; 5]; 5];
+        for seed in 0..draws {
+            for (pos, &v) in shuffled_order(n, seed).iter().enumerate() {
+                counts[pos][v as usize] += 1;
+            }
+        }
+        let expected = draws as f64 / n as f64;
+        for row in counts {
+            for c in row {
+                assert!(
+                    (f64::from(c) - expected).abs() < 0.06 * expected,
+                    "{counts:?}"
+                );
+            }
+        }
+    }
     use crate::activation::Activation;
     use crate::loss::Loss;
 
