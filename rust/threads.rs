@@ -6,7 +6,8 @@
 //! on any number of threads.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder, Yield};
@@ -15,6 +16,10 @@ use crate::error::{Error, Result};
 
 /// The environment variable that sets the initial thread count.
 pub const ENV_VAR: &str = "BACKPROP_RS_NUM_THREADS";
+
+/// The largest thread count accepted: far above any core count this serves,
+/// far below what would exhaust the system starting threads.
+pub const MAX_THREADS: usize = 1024;
 
 static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
 
@@ -28,18 +33,18 @@ fn build(threads: usize) -> Result<Arc<ThreadPool>> {
 }
 
 /// The thread count [`ENV_VAR`] asks for: `None` when it is unset, an error
-/// naming its value when that is not a positive integer.
+/// naming its value when that is not an integer from 1 to [`MAX_THREADS`].
 ///
 /// # Errors
 ///
-/// The value as found, when it is set but is not a positive integer.
+/// The value as found, when it is set but is not such an integer.
 pub fn requested_threads() -> std::result::Result<Option<usize>, String> {
     let Some(value) = std::env::var_os(ENV_VAR) else {
         return Ok(None);
     };
     let text = value.to_string_lossy();
     match text.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(Some(n)),
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(Some(n)),
         _ => Err(text.into_owned()),
     }
 }
@@ -73,10 +78,16 @@ fn pool() -> Arc<ThreadPool> {
 ///
 /// # Errors
 ///
-/// If `threads` is zero or the threads cannot be started.
+/// If `threads` is zero or above [`MAX_THREADS`], or the threads cannot be
+/// started.
 pub fn set_num_threads(threads: usize) -> Result<()> {
     if threads == 0 {
         return Err(Error::new("threads must be at least 1; got 0"));
+    }
+    if threads > MAX_THREADS {
+        return Err(Error::new(format!(
+            "threads must be at most {MAX_THREADS}; got {threads}"
+        )));
     }
     let new = build(threads)?;
     *POOL.write().unwrap_or_else(PoisonError::into_inner) = Some(new);
@@ -107,6 +118,14 @@ pub fn run_unless<R: Send>(serial: bool, f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// How long [`awake`] waits for its pollers to start before it runs anyway.
+const START_WAIT: Duration = Duration::from_micros(200);
+
+/// Empty polls between two yields of a poller's core to the operating system:
+/// a few microseconds of polling, and a system call that returns at once
+/// when no other thread wants the core.
+const IDLE_POLLS_PER_YIELD: u32 = 64;
+
 thread_local! {
     /// Whether this pool thread is inside an [`awake`] call, perhaps below work
     /// it picked up while waiting.
@@ -124,22 +143,36 @@ thread_local! {
 /// cores spin while `f` runs serial work, as BLAS libraries' threads do.
 ///
 /// A thread that is itself inside an `awake` call does not poll for another
-/// one, so two calls on two threads cannot wait on each other.
+/// one, so two calls on two threads cannot wait on each other. At most one
+/// thread per core polls, the caller's own included, and a poller that finds
+/// nothing for a while yields its core to the operating system, so that a
+/// pool larger than the machine, or a busy machine, is not starved by them.
 fn awake<R>(f: impl FnOnce() -> R) -> R {
-    let others = rayon::current_num_threads().saturating_sub(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let others = rayon::current_num_threads().min(cores).saturating_sub(1);
     if others == 0 || AWAKE_OWNER.get() {
         return f();
     }
     let done = AtomicBool::new(false);
+    let started = AtomicUsize::new(0);
     rayon::in_place_scope(|scope| {
         for _ in 0..others {
             scope.spawn(|_| {
                 if AWAKE_OWNER.get() {
                     return;
                 }
+                started.fetch_add(1, Ordering::AcqRel);
+                let mut idle = 0u32;
                 while !done.load(Ordering::Acquire) {
                     if rayon::yield_now() == Some(Yield::Idle) {
-                        std::hint::spin_loop();
+                        idle = idle.wrapping_add(1);
+                        if idle % IDLE_POLLS_PER_YIELD == 0 {
+                            std::thread::yield_now();
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    } else {
+                        idle = 0;
                     }
                 }
             });
@@ -154,6 +187,14 @@ fn awake<R>(f: impl FnOnce() -> R) -> R {
         }
         AWAKE_OWNER.set(true);
         let _finish = Finish(&done);
+        // Give the pollers time to be picked up by the other threads (waking
+        // one takes about 25 us), or this thread, waiting inside `f`, would
+        // find them in its own queue and drop them. Threads busy elsewhere
+        // are not waited for beyond that.
+        let deadline = Instant::now() + START_WAIT;
+        while started.load(Ordering::Acquire) < others && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
         f()
     })
 }

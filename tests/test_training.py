@@ -408,11 +408,21 @@ def test_results_are_bitwise_the_same_on_any_thread_count(threads):
 
 
 @pytest.mark.parametrize(
-    "bad, exc", [(0, ValueError), (1.5, TypeError), (True, TypeError)]
+    "bad, exc, match",
+    [
+        (0, ValueError, r"^threads must be at least 1; got 0$"),
+        (1.5, TypeError, r"^threads must be an integer; got 1\.5$"),
+        (True, TypeError, r"^threads must be an integer; got True$"),
+        (1025, ValueError, r"^threads must be at most 1024; got 1025$"),
+        (2**63, ValueError, f"^threads must be at most 1024; got {2**63}$"),
+        (2**64, ValueError, f"^threads must be at most 1024; got {2**64}$"),
+    ],
 )
-def test_set_num_threads_refuses_bad_counts(bad, exc):
-    with pytest.raises(exc, match="threads"):
+def test_set_num_threads_refuses_bad_counts(bad, exc, match):
+    before = bp.get_num_threads()
+    with pytest.raises(exc, match=match):
         bp.set_num_threads(bad)
+    assert bp.get_num_threads() == before
 
 
 @pytest.mark.parametrize(
@@ -422,6 +432,8 @@ def test_set_num_threads_refuses_bad_counts(bad, exc):
         ("0", True),
         ("", True),
         ("1_000", True),  # Python's int() takes it; the core does not
+        ("1025", True),
+        ("1024", False),
         ("2", False),
         (" 3 ", False),
     ],
@@ -440,7 +452,9 @@ def test_a_bad_thread_variable_is_reported_on_import(value, warns):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    message = f"BACKPROP_RS_NUM_THREADS is {value!r}; expected a positive integer"
+    message = (
+        f"BACKPROP_RS_NUM_THREADS is {value!r}; expected an integer from 1 to 1024"
+    )
     assert (message in done.stderr) == warns, done.stderr
     # On a bad value the core falls back to its count of usable cores.
     assert int(done.stdout) >= 1 if warns else int(done.stdout) == int(value)

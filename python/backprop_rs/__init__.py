@@ -19,6 +19,7 @@ True
 import warnings as _warnings
 
 from . import datasets, reference
+from ._core import MAX_THREADS as _MAX_THREADS
 from ._core import __version__, get_num_threads
 from ._core import invalid_thread_variable as _invalid_thread_variable
 from ._core import set_num_threads as _set_num_threads
@@ -38,16 +39,19 @@ def set_num_threads(threads: int) -> None:
     Parameters
     ----------
     threads : int
-        At least 1.
+        From 1 to 1024.
 
     Raises
     ------
     TypeError, ValueError
-        For a non-integer or a count below 1.
+        For a non-integer or a count outside that range.
     """
     from ._validation import check_int
 
-    _set_num_threads(check_int(threads, "threads", minimum=1))
+    threads = check_int(threads, "threads", minimum=1)
+    if threads > _MAX_THREADS:
+        raise ValueError(f"threads must be at most {_MAX_THREADS}; got {threads}")
+    _set_num_threads(threads)
 
 
 def _check_thread_variable() -> None:
@@ -56,8 +60,8 @@ def _check_thread_variable() -> None:
     value = _invalid_thread_variable()
     if value is not None:
         _warnings.warn(
-            f"BACKPROP_RS_NUM_THREADS is {value!r}; expected a positive integer. "
-            "Using one thread per core instead.",
+            f"BACKPROP_RS_NUM_THREADS is {value!r}; expected an integer from 1 to "
+            f"{_MAX_THREADS}. Using one thread per core instead.",
             RuntimeWarning,
             stacklevel=2,
         )

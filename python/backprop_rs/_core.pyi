@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MAX_THREADS",
     "Network",
     "Velocity",
     "__version__",
@@ -17,6 +18,7 @@ __all__ = [
 ]
 
 __version__: str
+MAX_THREADS: int
 
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...

@@ -110,6 +110,9 @@ fn epoch_allocations(
     };
 
     run(&mut net, &mut velocity);
+    // Let the pool threads go back to sleep, so that their idle bookkeeping
+    // (the job queues' deferred frees) does not fall into the count.
+    std::thread::sleep(std::time::Duration::from_millis(50));
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     let stats = run(&mut net, &mut velocity);
     let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
@@ -122,8 +125,23 @@ fn epoch_allocations(
     (during, expected)
 }
 
-// Handing the epoch to the thread pool may allocate once (its job queue grows in
-// blocks): that is per epoch, not per batch.
+// Handing an epoch to the thread pool allocates a few times per epoch: the
+// pool's job queues grow in blocks and free old ones later, and the threads
+// that poll for the epoch's products are started as jobs. That is per epoch,
+// not per batch: the pool epochs below take 100 steps and allocate at most
+// this often beyond their products.
+const PER_EPOCH: usize = 8;
+
+/// Allocations of a steady-state epoch of 100 full batches beyond what its
+/// products alone allocate, and the products' count.
+fn beyond_products(specs: &[(usize, usize, Activation)], batch: usize) -> (usize, usize) {
+    let (during, products) = epoch_allocations(specs, 100 * batch, batch);
+    assert!(
+        during >= products,
+        "{during} allocations, fewer than the products' {products}"
+    );
+    (during - products, products)
+}
 
 #[test]
 fn an_epoch_of_small_layers_allocates_nothing_per_batch() {
@@ -132,7 +150,8 @@ fn an_epoch_of_small_layers_allocates_nothing_per_batch() {
         (32, 16, Activation::Gelu),
         (16, 10, Activation::Softmax),
     ];
-    // 1000 rows in batches of 16: 62 full batches and a smaller last one.
+    // 1000 rows in batches of 16: 62 full batches and a smaller last one. The
+    // epoch stays on the calling thread.
     let (during, products) = epoch_allocations(&specs, 1000, 16);
     assert_eq!(products, 0, "these products should all go to nano-gemm");
     assert!(
@@ -149,11 +168,11 @@ fn an_epoch_of_fashion_sized_layers_allocates_nothing_per_batch() {
         (256, 128, Activation::Relu),
         (128, 10, Activation::Softmax),
     ];
-    let (during, products) = epoch_allocations(&specs, 300, 128);
+    let (beyond, products) = beyond_products(&specs, 128);
     assert_eq!(products, 0, "these products should all go to nano-gemm");
     assert!(
-        during <= 1,
-        "a steady-state epoch of 3 steps allocated {during} times"
+        beyond <= PER_EPOCH,
+        "a steady-state epoch of 100 steps allocated {beyond} times"
     );
 }
 
@@ -164,10 +183,10 @@ fn an_epoch_of_large_layers_allocates_only_inside_the_products() {
         (4096, 128, Activation::Relu),
         (128, 10, Activation::Softmax),
     ];
-    let (during, products) = epoch_allocations(&specs, 300, 128);
+    let (beyond, products) = beyond_products(&specs, 128);
     assert!(products > 0, "the 4096 x 128 products should go to gemm");
     assert!(
-        (products..=products + 1).contains(&during),
-        "a steady-state epoch allocated {during} times; its products alone {products}"
+        beyond <= PER_EPOCH,
+        "a steady-state epoch of 100 steps allocated {beyond} times beyond its products'"
     );
 }
