@@ -5,13 +5,15 @@
 //! here (dtype, C order, shapes, label range); these functions check shapes
 //! again so that a misuse of the private module raises instead of panicking.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use numpy::{
     Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::activation::Activation;
@@ -303,23 +305,39 @@ impl<T: Real + Element> Model<T> {
         let Model { net, ws } = self;
         let ws = ws.as_mut().expect("allocated above");
 
-        let result = py.detach(|| {
-            let mut last = Instant::now();
-            let mut between = |s: &EpochStats| -> PyResult<()> {
-                if last.elapsed() < interval {
-                    return Ok(());
-                }
-                last = Instant::now();
-                Python::attach(|py| {
-                    py.check_signals()?;
-                    if let Some(cb) = &callback {
-                        cb.call1(py, (s.steps, s.samples, s.loss_sum))?;
+        let result = if net.step_is_serial(batch) {
+            // The epoch runs on this thread, which can run Python's signal
+            // handlers itself between steps.
+            py.detach(|| {
+                let mut last = Instant::now();
+                let mut between = |s: &EpochStats| -> PyResult<()> {
+                    if last.elapsed() < interval {
+                        return Ok(());
                     }
-                    Ok(())
-                })
-            };
-            train_epoch(net, ws, xs, t, order, batch, &sgd, velocity, &mut between)
-        });
+                    last = Instant::now();
+                    Python::attach(|py| {
+                        py.check_signals()?;
+                        report(py, callback.as_ref(), s)
+                    })
+                };
+                train_epoch(net, ws, xs, t, order, batch, &sgd, velocity, &mut between)
+            })
+        } else {
+            py.detach(|| {
+                epoch_on_pool(
+                    net,
+                    ws,
+                    xs,
+                    t,
+                    order,
+                    batch,
+                    &sgd,
+                    velocity,
+                    callback.as_ref(),
+                    interval,
+                )
+            })
+        };
         match result {
             Ok(s) => Ok((s.loss_sum, s.correct, s.samples, s.steps, false)),
             Err(Stop::NonFinite { stats: s }) => {
@@ -328,6 +346,69 @@ impl<T: Real + Element> Model<T> {
             Err(Stop::Interrupted { reason, .. }) => Err(reason),
         }
     }
+}
+
+/// Calls the progress callback, if any, with the totals so far.
+fn report(py: Python<'_>, callback: Option<&Py<PyAny>>, s: &EpochStats) -> PyResult<()> {
+    if let Some(cb) = callback {
+        cb.call1(py, (s.steps, s.samples, s.loss_sum))?;
+    }
+    Ok(())
+}
+
+/// An epoch whose products are split across the pool. It runs on a thread of
+/// its own, because Python runs signal handlers on the main thread only: the
+/// calling thread watches for them every `interval` and, when one raises
+/// (Ctrl-C), the epoch stops after the step it is in.
+#[allow(clippy::too_many_arguments)]
+fn epoch_on_pool<T: Real>(
+    net: &mut Network<T>,
+    ws: &mut Workspace<T>,
+    xs: &[T],
+    t: Targets<'_, T>,
+    order: &[u32],
+    batch: usize,
+    sgd: &Sgd<T>,
+    velocity: &mut Velocity<T>,
+    callback: Option<&Py<PyAny>>,
+    interval: Duration,
+) -> Result<EpochStats, Stop<PyErr>> {
+    let raised: Mutex<Option<PyErr>> = Mutex::new(None);
+    let stop = AtomicBool::new(false);
+    let caller = std::thread::current();
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let mut last = Instant::now();
+            let mut between = |s: &EpochStats| -> PyResult<()> {
+                if stop.load(Ordering::Acquire) {
+                    let err = raised.lock().unwrap_or_else(PoisonError::into_inner).take();
+                    return Err(err.unwrap_or_else(|| PyKeyboardInterrupt::new_err(())));
+                }
+                if callback.is_none() || last.elapsed() < interval {
+                    return Ok(());
+                }
+                last = Instant::now();
+                Python::attach(|py| report(py, callback, s))
+            };
+            let result = train_epoch(net, ws, xs, t, order, batch, sgd, velocity, &mut between);
+            caller.unpark();
+            result
+        });
+        while !worker.is_finished() {
+            std::thread::park_timeout(interval);
+            if worker.is_finished() || stop.load(Ordering::Acquire) {
+                continue;
+            }
+            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                *raised.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                stop.store(true, Ordering::Release);
+            }
+        }
+        match worker.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 fn parse_dtype(dtype: &str) -> PyResult<bool> {

@@ -124,12 +124,13 @@ CHILD = textwrap.dedent(
     import backprop_rs as bp
 
     rng = np.random.default_rng(0)
-    n, batch = 20_000, 4
+    n, batch, width = 20_000, int(sys.argv[1]), int(sys.argv[2])
     X = rng.normal(size=(n, 64)).astype(np.float32)
     y = rng.integers(0, 10, size=n)
     def model():
-        return bp.Sequential([bp.Dense(64, 64, "tanh"),
-                              bp.Dense(64, 10, "softmax")],
+        hidden = [bp.Dense(64, width, "tanh")]
+        hidden += [bp.Dense(width, width, "tanh") for _ in range(int(sys.argv[3]))]
+        return bp.Sequential(hidden + [bp.Dense(width, 10, "softmax")],
                              loss="cross_entropy", seed=1)
     m = model()
     opt = bp.SGD(0.01, momentum=0.9)
@@ -159,11 +160,23 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_ctrl_c_stops_fit_promptly_at_a_completed_step(tmp_path):
+@pytest.mark.parametrize(
+    "batch, width, deep",
+    [
+        pytest.param(4, 64, 0, id="on-the-calling-thread"),
+        # Products split across the pool, so the epoch runs on a pool thread,
+        # where Python never runs signal handlers; an epoch takes seconds, so
+        # stopping only at its end would be late.
+        pytest.param(128, 2048, 1, id="on-the-pool"),
+    ],
+)
+def test_ctrl_c_stops_fit_promptly_at_a_completed_step(tmp_path, batch, width, deep):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), str(batch), str(width), str(deep)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(1.0)
@@ -198,7 +211,7 @@ def test_fit_releases_the_gil_so_other_threads_progress():
     done = threading.Event()
 
     def train():
-        m.fit(X, y, epochs=2, batch_size=64)
+        m.fit(X, y, epochs=6, batch_size=64)
         done.set()
 
     # One core thread, so that this loop has a core of its own on 2 cores.
