@@ -283,6 +283,32 @@ def test_a_non_finite_value_at_the_end_of_a_large_data_set_is_found(cls):
     )
 
 
+def _unaligned(a):
+    """A C-contiguous copy of ``a`` at an odd address, as a memory map at an odd
+    offset gives."""
+    buf = np.zeros(a.nbytes + 1, dtype=np.uint8)
+    out = np.frombuffer(buf[1:].data, dtype=a.dtype).reshape(a.shape)
+    out[...] = a
+    assert out.flags.c_contiguous and not out.flags.aligned
+    return out
+
+
+@pytest.mark.parametrize("cls", ENGINES)
+def test_unaligned_arrays_are_accepted_everywhere(cls):
+    X = _unaligned(D.X.astype(np.float32))
+    y = _unaligned(D.y.astype(np.int64))
+    aligned, unaligned = _model(cls), _model(cls)
+    aligned.fit(
+        D.X.astype(np.float32), D.y, epochs=2, batch_size=8, validation_data=(D.X, D.y)
+    )
+    unaligned.fit(X, y, epochs=2, batch_size=8, validation_data=(X, y))
+    for (w1, b1), (w2, b2) in zip(aligned.get_weights(), unaligned.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
+        np.testing.assert_array_equal(b1, b2)
+    np.testing.assert_array_equal(aligned.predict(D.X), unaligned.predict(X))
+    assert aligned.evaluate(D.X, D.y) == unaligned.evaluate(X, y)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n", [1, 15, 16, 17, 40, 1 << 16, (1 << 18) + 3])
 def test_core_finite_scan_sees_every_position(dtype, n):

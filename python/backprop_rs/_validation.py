@@ -181,7 +181,7 @@ def check_targets(
                 f"{name} holds label {bad.item()}; expected class labels in "
                 f"[0, {n_outputs}) for an output layer of {n_outputs} units"
             )
-        return np.ascontiguousarray(a, dtype=np.uint32), None
+        return _c_aligned(a, np.dtype(np.uint32)), None
 
     if a.ndim == 1:
         if n_outputs != 1:
@@ -239,15 +239,22 @@ def _check_distributions(a: np.ndarray, name: str) -> None:
         )
 
 
+def _c_aligned(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``a`` itself when it is C-contiguous, aligned ``dtype``, else a copy that
+    is: the core reads arrays as slices, which must be aligned (a memory map at
+    an odd offset is C-contiguous but not)."""
+    return np.require(a, dtype=dtype, requirements=["C_CONTIGUOUS", "ALIGNED"])
+
+
 def _converted(a: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
-    """``a`` as C-contiguous ``dtype``, refusing a non-finite value.
+    """``a`` as C-contiguous, aligned ``dtype``, refusing a non-finite value.
 
     The converted array is checked once; only when that fails is ``a`` checked
     too, so that a non-finite input is named as given, and a float64 value that
     overflowed float32 on conversion as such.
     """
     with np.errstate(over="ignore"):
-        out = np.ascontiguousarray(a, dtype=dtype)
+        out = _c_aligned(a, dtype)
     if _first_non_finite(out) is not None:
         check_finite(a, name)
         check_finite(out, f"{name} converted to {dtype}")

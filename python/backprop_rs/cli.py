@@ -554,7 +554,8 @@ def _run(args: argparse.Namespace) -> int:
         _train(args)
     except Interrupted as e:
         print(
-            f"{PROG}: interrupted after {e.steps} steps ({e.epochs} epochs complete)",
+            f"{PROG}: interrupted after {e.steps} steps ({e.epochs} "
+            f"epoch{'' if e.epochs == 1 else 's'} complete)",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
