@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use rayon::{ThreadPool, ThreadPoolBuilder, Yield};
@@ -49,13 +49,17 @@ pub fn requested_threads() -> std::result::Result<Option<usize>, String> {
     }
 }
 
+/// The usable cores, asked of the system once: the question reads the
+/// process's affinity and cgroup files, about 30 us each time.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// The requested count, or else (also when the request is invalid) one thread
 /// per usable core.
 fn default_threads() -> usize {
-    requested_threads()
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    requested_threads().ok().flatten().unwrap_or_else(cores)
 }
 
 fn pool() -> Arc<ThreadPool> {
@@ -148,8 +152,7 @@ thread_local! {
 /// nothing for a while yields its core to the operating system, so that a
 /// pool larger than the machine, or a busy machine, is not starved by them.
 fn awake<R>(f: impl FnOnce() -> R) -> R {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let others = rayon::current_num_threads().min(cores).saturating_sub(1);
+    let others = rayon::current_num_threads().min(cores()).saturating_sub(1);
     if others == 0 || AWAKE_OWNER.get() {
         return f();
     }
