@@ -170,6 +170,15 @@ mod tests {
         d
     }
 
+    fn assert_same_bits(got: &[f64], want: &[f64], what: impl Fn() -> String) {
+        let same = got.len() == want.len()
+            && got
+                .iter()
+                .zip(want)
+                .all(|(g, w)| g.to_bits() == w.to_bits());
+        assert!(same, "{}", what());
+    }
+
     // Shapes whose products run as one block, in row panels and in column panels.
     const SHAPES: [(usize, usize, usize); 4] =
         [(5, 7, 3), (700, 64, 48), (64, 96, 700), (64, 700, 96)];
@@ -185,13 +194,9 @@ mod tests {
                 let mut want = vec![0.0; rows * fan_out];
                 matmul(rows, fan_in, fan_out, &x, &l.w, &mut want);
                 act.forward(&mut want, &l.b, None);
-                assert!(
-                    fused
-                        .iter()
-                        .zip(&want)
-                        .all(|(f, w)| f.to_bits() == w.to_bits()),
-                    "{act:?} at {rows}x{fan_in}x{fan_out}"
-                );
+                assert_same_bits(&fused, &want, || {
+                    format!("{act:?} at {rows}x{fan_in}x{fan_out}")
+                });
             }
         }
     }
@@ -212,13 +217,9 @@ mod tests {
                 let mut want = vec![0.0; rows * fan_in];
                 matmul_nt(rows, fan_out, fan_in, &delta, &l.w, &mut want);
                 act.backward(&mut want, &a, &z, fan_in);
-                assert!(
-                    fused
-                        .iter()
-                        .zip(&want)
-                        .all(|(f, w)| f.to_bits() == w.to_bits()),
-                    "{act:?} at {rows}x{fan_in}x{fan_out}"
-                );
+                assert_same_bits(&fused, &want, || {
+                    format!("{act:?} at {rows}x{fan_in}x{fan_out}")
+                });
             }
         }
     }
