@@ -59,43 +59,33 @@ pub trait Kernel: Copy {
     );
 }
 
-impl Kernel for f32 {
-    const SMALL_MACS: usize = 1 << 24;
+/// The `Kernel` of one element type: its `nano-gemm` entry point and limit.
+macro_rules! kernel {
+    ($t:ty, $small_macs:expr, $execute:path) => {
+        impl Kernel for $t {
+            const SMALL_MACS: usize = $small_macs;
 
-    unsafe fn small(
-        m: usize,
-        n: usize,
-        k: usize,
-        dst: (*mut f32, isize, isize),
-        lhs: (*const f32, isize, isize),
-        rhs: (*const f32, isize, isize),
-    ) {
-        // nano-gemm computes dst = alpha dst + beta lhs rhs and skips reading dst
-        // when alpha is zero.
-        nano_gemm::planless::execute_f32(
-            m, n, k, dst.0, dst.1, dst.2, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 0.0, 1.0,
-            false, false,
-        );
-    }
+            unsafe fn small(
+                m: usize,
+                n: usize,
+                k: usize,
+                dst: (*mut $t, isize, isize),
+                lhs: (*const $t, isize, isize),
+                rhs: (*const $t, isize, isize),
+            ) {
+                // nano-gemm computes dst = alpha dst + beta lhs rhs and skips
+                // reading dst when alpha is zero.
+                $execute(
+                    m, n, k, dst.0, dst.1, dst.2, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 0.0,
+                    1.0, false, false,
+                );
+            }
+        }
+    };
 }
 
-impl Kernel for f64 {
-    const SMALL_MACS: usize = 1 << 20;
-
-    unsafe fn small(
-        m: usize,
-        n: usize,
-        k: usize,
-        dst: (*mut f64, isize, isize),
-        lhs: (*const f64, isize, isize),
-        rhs: (*const f64, isize, isize),
-    ) {
-        nano_gemm::planless::execute_f64(
-            m, n, k, dst.0, dst.1, dst.2, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 0.0, 1.0,
-            false, false,
-        );
-    }
-}
+kernel!(f32, 1 << 24, nano_gemm::planless::execute_f32);
+kernel!(f64, 1 << 20, nano_gemm::planless::execute_f64);
 
 /// A strided read-only matrix operand.
 #[derive(Clone, Copy)]
@@ -132,12 +122,6 @@ pub struct Block<'a, T> {
 }
 
 impl<T> Block<'_, T> {
-    /// The rows of the output this block covers.
-    #[must_use]
-    pub fn rows(&self) -> Range<usize> {
-        self.rows.clone()
-    }
-
     /// The columns of the output this block covers.
     #[must_use]
     pub fn cols(&self) -> Range<usize> {
