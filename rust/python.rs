@@ -608,6 +608,36 @@ fn all_finite(py: Python<'_>, a: &Bound<'_, PyAny>) -> Option<bool> {
     scan::<f32>(py, a).or_else(|| scan::<f64>(py, a))
 }
 
+/// Class labels of a 1-D C-contiguous int64 or int32 array, in one pass: their
+/// minimum and maximum, and when all lie in `0..n_classes` the labels as
+/// uint32. `None` for any other array, which the caller then checks itself.
+#[pyfunction]
+fn class_labels<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    n_classes: u32,
+) -> Option<(Option<Bound<'py, PyArray1<u32>>>, i64, i64)> {
+    fn scan<'py, T: Element + Copy + Into<i64>>(
+        py: Python<'py>,
+        a: &Bound<'py, PyAny>,
+        n_classes: u32,
+    ) -> Option<(Option<Bound<'py, PyArray1<u32>>>, i64, i64)> {
+        let a: PyReadonlyArray1<'_, T> = a.extract().ok()?;
+        let values = a.as_slice().ok()?;
+        let (low, high) = values.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| {
+            let v = v.into();
+            (lo.min(v), hi.max(v))
+        });
+        if values.is_empty() || low < 0 || high >= i64::from(n_classes) {
+            return Some((None, low, high));
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let labels = values.iter().map(|&v| v.into() as u32).collect::<Vec<_>>();
+        Some((Some(PyArray1::from_vec(py, labels)), low, high))
+    }
+    scan::<i64>(py, a, n_classes).or_else(|| scan::<i32>(py, a, n_classes))
+}
+
 /// A random order of `0..n` as uint32, drawn from `seed` (see
 /// `train::shuffled_order`): the epoch's shuffle.
 #[pyfunction]
@@ -630,6 +660,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(invalid_thread_variable, m)?)?;
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(shuffled_order, m)?)?;
+    m.add_function(wrap_pyfunction!(class_labels, m)?)?;
     m.add_class::<PyNetwork>()?;
     m.add_class::<PyVelocity>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -328,6 +328,31 @@ def test_core_finite_scan_sees_every_position(dtype, n):
     assert _core.all_finite(a.astype(a.dtype.newbyteorder(">"))) is None
 
 
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+@pytest.mark.parametrize("n", [1, 7, 64, 1001])
+def test_core_class_labels_convert_or_report_the_range(dtype, n):
+    from backprop_rs import _core
+
+    y = (np.arange(n) * 7 % 5).astype(dtype)
+    labels, low, high = _core.class_labels(y, 5)
+    assert labels.dtype == np.uint32
+    np.testing.assert_array_equal(labels, y.astype(np.int64))
+    assert (low, high) == (int(y.min()), int(y.max()))
+    for i in sorted({0, n // 2, n - 1}):
+        for bad in (-1, 5, np.iinfo(dtype).min, np.iinfo(dtype).max):
+            z = y.copy()
+            z[i] = bad
+            assert _core.class_labels(z, 5) == (None, int(z.min()), int(z.max()))
+    # Arrays the core does not read are left to numpy.
+    assert _core.class_labels(y.astype(np.uint8), 5) is None
+    assert _core.class_labels(y.astype(np.float64), 5) is None
+    assert _core.class_labels(y.astype(y.dtype.newbyteorder(">")), 5) is None
+    assert _core.class_labels(y.reshape(1, -1), 5) is None
+    if n > 1:
+        assert _core.class_labels(y[::2], 5) is None
+        assert _core.class_labels(_unaligned(y), 5) is None
+
+
 @pytest.mark.parametrize("cls", ENGINES)
 def test_bad_X_fit_with_optimizer(cls):
     def call(m, o):
@@ -367,6 +392,13 @@ BAD_Y = [
         ValueError,
         r"^y holds label -1; expected class labels in \[0, 3\) for an output layer "
         r"of 3 units$",
+    ),
+    (
+        "clf",
+        "label-int32-negative",
+        _labels_with(0, -7, np.int32),
+        ValueError,
+        r"^y holds label -7; expected class labels in \[0, 3\)",
     ),
     (
         "clf",

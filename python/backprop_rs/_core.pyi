@@ -11,6 +11,7 @@ __all__ = [
     "Velocity",
     "__version__",
     "all_finite",
+    "class_labels",
     "get_num_threads",
     "invalid_thread_variable",
     "set_num_threads",
@@ -25,6 +26,9 @@ def get_num_threads() -> int: ...
 def invalid_thread_variable() -> str | None: ...
 def all_finite(a: object) -> bool | None: ...
 def shuffled_order(n: int, seed: int) -> np.ndarray: ...
+def class_labels(
+    a: object, n_classes: int
+) -> tuple[np.ndarray | None, int, int] | None: ...
 
 @final
 class Velocity:

@@ -174,11 +174,18 @@ def check_targets(
                     "cross_entropy expects integer class labels of shape (n,) "
                     f"or targets of shape (n, {n_outputs})"
                 )
-        low, high = a.min(), a.max()
+        # The core checks and converts int64 and int32 labels in one pass.
+        found = _core.class_labels(a, n_outputs)
+        if found is None:
+            low, high = a.min().item(), a.max().item()
+        else:
+            converted, low, high = found
+            if converted is not None:
+                return converted, None
         if low < 0 or high >= n_outputs:
             bad = low if low < 0 else high
             raise ValueError(
-                f"{name} holds label {bad.item()}; expected class labels in "
+                f"{name} holds label {bad}; expected class labels in "
                 f"[0, {n_outputs}) for an output layer of {n_outputs} units"
             )
         return _c_aligned(a, np.dtype(np.uint32)), None
@@ -255,8 +262,11 @@ def _converted(a: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
     too, so that a non-finite input is named as given, and a float64 value that
     overflowed float32 on conversion as such.
     """
-    with np.errstate(over="ignore"):
+    if a.dtype == dtype:
         out = _c_aligned(a, dtype)
+    else:
+        with np.errstate(over="ignore"):
+            out = _c_aligned(a, dtype)
     if _first_non_finite(out) is not None:
         check_finite(a, name)
         check_finite(out, f"{name} converted to {dtype}")
