@@ -344,8 +344,8 @@ class Sequential:
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool; got {shuffle!r}")
         if (
-            not isinstance(verbose, numbers.Integral)
-            or isinstance(verbose, bool)
+            type(verbose) is not int
+            and (not isinstance(verbose, numbers.Integral) or isinstance(verbose, bool))
             or (verbose not in (0, 1, 2))
         ):
             raise ValueError(f"verbose must be 0, 1 or 2; got {verbose!r}")

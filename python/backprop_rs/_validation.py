@@ -54,7 +54,10 @@ def as_numeric_array(value: Any, name: str) -> np.ndarray:
 
 def check_int(value: Any, name: str, *, minimum: int) -> int:
     """An integer argument no smaller than ``minimum`` (booleans are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    # A plain int skips the slower abstract-class check (bool is not `int` here).
+    if type(value) is not int and (
+        isinstance(value, bool) or not isinstance(value, numbers.Integral)
+    ):
         raise TypeError(f"{name} must be an integer; got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}; got {value}")
