@@ -354,6 +354,29 @@ def test_core_class_labels_convert_or_report_the_range(dtype, n):
 
 
 @pytest.mark.parametrize("cls", ENGINES)
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (np.nan, r"^y contains nan at index 7; expected only finite values$"),
+        (1e300, r"^y converted to float32 contains inf at index 7; expected only"),
+    ],
+)
+def test_bad_1d_regression_target_is_named_at_its_own_index(cls, value, match):
+    model = cls([bp.Dense(4, 1)], "mse", seed=0)
+    before = model.get_weights()
+    y = D.Y[:, 0].copy()
+    y[7] = value
+    with pytest.raises(ValueError, match=match):
+        model.fit(D.X, y, epochs=1, batch_size=8)
+    _assert_weights_equal(model.get_weights(), before)
+    # A good 1-D target trains as its (n, 1) column does.
+    twin = cls([bp.Dense(4, 1)], "mse", seed=0)
+    model.fit(D.X, D.Y[:, 0], epochs=2, batch_size=8)
+    twin.fit(D.X, D.Y[:, :1], epochs=2, batch_size=8)
+    _assert_weights_equal(model.get_weights(), twin.get_weights())
+
+
+@pytest.mark.parametrize("cls", ENGINES)
 def test_bad_X_fit_with_optimizer(cls):
     def call(m, o):
         m.fit(D.X[:, :3], D.y, epochs=3, optimizer=o)
@@ -1013,7 +1036,8 @@ BAD_WEIGHTS = [
         "last-W-overflow",
         _weights_nan(1, 0, (0, 0), 1e300),
         ValueError,
-        r"^weights\[1\]\[0\] .*contains inf at index \(0, 0\)",
+        r"^weights\[1\]\[0\] converted to float32 contains inf at index \(0, 0\); "
+        "expected only finite",
     ),
     (
         "first-b-nan",

@@ -362,7 +362,8 @@ class Sequential:
                     f"validation_data must be a tuple (X_val, y_val); got {got}"
                 )
             val = self._check_data(
-                *validation_data,
+                validation_data[0],
+                validation_data[1],
                 x_name="validation_data[0]",
                 y_name="validation_data[1]",
             )
@@ -497,11 +498,10 @@ class Sequential:
                     f"weights[{i}] has shapes {w.shape} and {b.shape}; expected "
                     f"{expected_w} and ({layer.out_features},)"
                 )
-            with np.errstate(over="ignore"):
-                w = np.array(w, dtype=self.dtype, order="C")
-                b = np.array(b, dtype=self.dtype, order="C")
-            _validation.check_finite(w, f"weights[{i}][0]")
-            _validation.check_finite(b, f"weights[{i}][1]")
+            # A value that overflows on conversion is named as such; the core
+            # copies the weights, so a view of the caller's array is fine here.
+            w = _validation.converted(w, f"weights[{i}][0]", self.dtype)
+            b = _validation.converted(b, f"weights[{i}][1]", self.dtype)
             checked.append((w, b))
         self._net.set_weights(checked)
 

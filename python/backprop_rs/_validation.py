@@ -143,7 +143,7 @@ def check_features(X: Any, name: str, n_features: int, dtype: np.dtype) -> np.nd
             f"{name} has {a.shape[1]} features, but the first layer expects "
             f"{n_features}"
         )
-    return _converted(a, name, dtype)
+    return converted(a, name, dtype)
 
 
 def check_targets(
@@ -182,9 +182,9 @@ def check_targets(
         if found is None:
             low, high = a.min().item(), a.max().item()
         else:
-            converted, low, high = found
-            if converted is not None:
-                return converted, None
+            as_u32, low, high = found
+            if as_u32 is not None:
+                return as_u32, None
         if low < 0 or high >= n_outputs:
             bad = low if low < 0 else high
             raise ValueError(
@@ -193,7 +193,8 @@ def check_targets(
             )
         return _c_aligned(a, np.dtype(np.uint32)), None
 
-    if a.ndim == 1:
+    one_d = a.ndim == 1
+    if one_d:
         if n_outputs != 1:
             raise ValueError(
                 f"{name} has shape {a.shape}, but the output layer has "
@@ -215,7 +216,10 @@ def check_targets(
         )
     if loss == "cross_entropy":
         _check_distributions(a, name)
-    return None, _converted(a, name, dtype)
+    if one_d:
+        # Converted as given, so that a bad value is named at its 1-D index.
+        return None, converted(a[:, 0], name, dtype).reshape(-1, 1)
+    return None, converted(a, name, dtype)
 
 
 # Rows summing to 1 within this are taken as probabilities: far above float32
@@ -258,7 +262,7 @@ def _c_aligned(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return out if out.flags.aligned else out.copy()
 
 
-def _converted(a: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
+def converted(a: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:
     """``a`` as C-contiguous, aligned ``dtype``, refusing a non-finite value.
 
     The converted array is checked once; only when that fails is ``a`` checked
