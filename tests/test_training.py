@@ -469,6 +469,8 @@ def test_a_bad_thread_variable_is_reported_on_import(value, warns):
         f"BACKPROP_RS_NUM_THREADS is {value!r}; expected an integer from 1 to 1024"
     )
     assert (message in done.stderr) == warns, done.stderr
+    # The warning points at the import, not inside the package.
+    assert ("<string>:1: RuntimeWarning" in done.stderr) == warns, done.stderr
     # On a bad value the core falls back to its count of usable cores.
     assert int(done.stdout) >= 1 if warns else int(done.stdout) == int(value)
 

@@ -63,7 +63,9 @@ def _check_thread_variable() -> None:
             f"BACKPROP_RS_NUM_THREADS is {value!r}; expected an integer from 1 to "
             f"{_MAX_THREADS}. Using one thread per core instead.",
             RuntimeWarning,
-            stacklevel=2,
+            # Past this function and the package's own import: at the caller's
+            # import statement (the import machinery's frames are skipped).
+            stacklevel=3,
         )
 
 
