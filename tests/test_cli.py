@@ -481,6 +481,8 @@ def test_npz_task_follows_y(tmp_path, capsys, case):
     assert code == 0, err
     assert _network_line(out).startswith(f"network: {network}")
     assert f"test {metric}" in out
+    # A short run is timed in milliseconds rather than as "0.0 s".
+    assert re.search(r"\(training took (\d+ ms|\d+\.\d s)\)$", out, re.M), out
 
 
 def test_npz_with_its_own_test_set_uses_it(tmp_path, capsys):

@@ -535,7 +535,8 @@ def _train(args: argparse.Namespace, out: Any = None) -> float:
     result = model.evaluate(X_test, y_test)
     metric = result.get("accuracy", result["loss"])
     name = "accuracy" if "accuracy" in result else "loss"
-    print(f"test {name}: {metric:.4f} (training took {elapsed:.1f} s)", file=out)
+    took = f"{elapsed * 1000:.0f} ms" if elapsed < 1 else f"{elapsed:.1f} s"
+    print(f"test {name}: {metric:.4f} (training took {took})", file=out)
     if args.save:
         model.save(args.save)
         print(f"saved the model to {args.save}", file=out)
