@@ -608,20 +608,20 @@ fn all_finite(py: Python<'_>, a: &Bound<'_, PyAny>) -> Option<bool> {
     scan::<f32>(py, a).or_else(|| scan::<f64>(py, a))
 }
 
+/// What [`class_labels`] finds: the labels as uint32 (when all are in range),
+/// their minimum and their maximum.
+type Labels<'py> = Option<(Option<Bound<'py, PyArray1<u32>>>, i64, i64)>;
+
 /// Class labels of a 1-D C-contiguous int64 or int32 array, in one pass: their
 /// minimum and maximum, and when all lie in `0..n_classes` the labels as
 /// uint32. `None` for any other array, which the caller then checks itself.
 #[pyfunction]
-fn class_labels<'py>(
-    py: Python<'py>,
-    a: &Bound<'py, PyAny>,
-    n_classes: u32,
-) -> Option<(Option<Bound<'py, PyArray1<u32>>>, i64, i64)> {
+fn class_labels<'py>(py: Python<'py>, a: &Bound<'py, PyAny>, n_classes: u32) -> Labels<'py> {
     fn scan<'py, T: Element + Copy + Into<i64>>(
         py: Python<'py>,
         a: &Bound<'py, PyAny>,
         n_classes: u32,
-    ) -> Option<(Option<Bound<'py, PyArray1<u32>>>, i64, i64)> {
+    ) -> Labels<'py> {
         let a: PyReadonlyArray1<'_, T> = a.extract().ok()?;
         let values = a.as_slice().ok()?;
         let (low, high) = values.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| {
