@@ -8,6 +8,10 @@
 //! Every call computes a row-major `C = A B` (or `A^T B`, `A B^T`, read
 //! through strides) on one thread; the figure is the best of five timed
 //! batches of calls, in GFLOP/s. The README's kernel table comes from here.
+//!
+//! It also measures the machine's arithmetic ceiling: vector multiply-adds
+//! with no memory traffic at all, on one thread and on every usable core. No
+//! product, whatever its kernel, can exceed it.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -111,7 +115,82 @@ fn single_thread(m: usize, k: usize, n: usize, layout: Layout) -> (f64, f64) {
     (gemm, nano)
 }
 
+/// Independent multiply-add chains per thread: more than the FMA latency
+/// times the FMA units, so that the units never wait for a result.
+const CHAINS: usize = 12;
+
+/// `CHAINS` chains of 8-lane multiply-adds, `iters` times each: 256-bit
+/// instructions, which the crate's oldest supported Rust has. On AMD Zen 4,
+/// where a 512-bit multiply-add occupies both 256-bit units, this is the
+/// whole ceiling; on a CPU with full-width 512-bit units it is half of it.
+///
+/// # Safety
+///
+/// The CPU must have AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chains(iters: usize) -> f32 {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    let mut acc = [_mm256_setzero_ps(); CHAINS];
+    let (a, b) = (_mm256_set1_ps(0.999), _mm256_set1_ps(0.001));
+    for _ in 0..iters {
+        for c in &mut acc {
+            *c = _mm256_fmadd_ps(*c, a, b);
+        }
+    }
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, &c| _mm256_add_ps(s, c));
+    let mut lanes = [0.0_f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+    lanes.iter().sum()
+}
+
+/// Float32 GFLOP/s of multiply-adds from registers on `threads` threads at
+/// once (best of three), or `None` without AVX2 and FMA.
+fn fma_ceiling(threads: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return None;
+        }
+        let iters = 40_000_000;
+        // SAFETY: the features `chains` needs were detected above.
+        let run = || black_box(unsafe { chains(black_box(iters)) });
+        let best = (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(run);
+                    }
+                });
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min);
+        #[allow(clippy::cast_precision_loss)]
+        Some((iters * CHAINS * 8 * 2 * threads) as f64 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = threads;
+        None
+    }
+}
+
 fn main() {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    println!("multiply-adds from registers, GFLOP/s (float32): the ceiling");
+    for threads in [1, cores] {
+        match fma_ceiling(threads) {
+            Some(g) => println!("{:>22} {g:8.1}", format!("{threads} thread(s)")),
+            None => println!("{:>22} {:>8}", format!("{threads} thread(s)"), "n/a"),
+        }
+    }
+    println!();
+
     let shapes = [
         (16, 64, 32, Layout::Nn),
         (16, 32, 10, Layout::Nn),
