@@ -31,6 +31,24 @@ def run(argv, capsys):
     return code, out, err
 
 
+def test_missing_fashion_folder_is_one_line_naming_the_option(tmp_path, capsys):
+    missing = tmp_path / "nothere"
+    argv = ["train", "--data", "fashion-mnist", "--data-dir", str(missing)]
+    code, out, err = run(argv, capsys)
+    assert_one_line_error(code, out, err, rf"Fashion-MNIST folder {missing} does not")
+    assert "--data-dir on the command line" in err
+
+
+def test_demo_names_no_option_it_does_not_have(capsys):
+    code, out, err = run(["demo"], capsys)
+    assert code == 0, err
+    assert "validation: the test set\n" in out
+    assert "--validation-split" not in out
+    code, out, err = run(["train", "--data", "digits", "--epochs", "1"], capsys)
+    assert code == 0, err
+    assert "validation: the test set (no --validation-split given)" in out
+
+
 def assert_one_line_error(code, out, err, pattern):
     assert code == 2, (out, err)
     assert "Traceback" not in err

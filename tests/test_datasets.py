@@ -321,7 +321,8 @@ def test_missing_folder_raises_file_not_found(tmp_path):
     message = str(info.value)
     assert "dataset-fashion-mnist" in message
     assert "apt-get install" in message
-    assert "path=" in message
+    # The hint names the option in both interfaces.
+    assert "path= in Python, --data-dir on the command line" in message
     assert str(missing) in message
 
 

@@ -352,6 +352,7 @@ def _parser() -> argparse.ArgumentParser:
         "anything else is regression (mse, identity output). --loss overrides "
         "this.",
     )
+    t.set_defaults(demo=False)
     t.add_argument(
         "--data",
         default="digits",
@@ -493,7 +494,8 @@ def _train(args: argparse.Namespace, out: Any = None) -> float:
         print(f"validation: {n_val} samples held out of the training set", file=out)
     else:
         validation = (X_test, y_test)
-        print("validation: the test set (no --validation-split given)", file=out)
+        why = "" if args.demo else " (no --validation-split given)"
+        print(f"validation: the test set{why}", file=out)
 
     widths = [X.shape[1], *hidden]
     layers = [
@@ -589,7 +591,9 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_INTERRUPTED
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _run(parser.parse_args(["train", "--data", "digits", "--verbose", "2"]))
+        demo = parser.parse_args(["train", "--data", "digits", "--verbose", "2"])
+        demo.demo = True
+        return _run(demo)
     return _run(args)
 
 

@@ -208,8 +208,9 @@ def _find_fashion_mnist_files(folder: Path) -> dict[str, Path]:
     hint = (
         "To get Fashion-MNIST, install the Debian/Ubuntu package with "
         "`apt-get install dataset-fashion-mnist` (it puts the files in "
-        f"{_FASHION_MNIST_DIR}), or pass path= to a folder holding the four "
-        "IDX files " + ", ".join(_FASHION_MNIST_FILES) + " (each plain or .gz)."
+        f"{_FASHION_MNIST_DIR}), or give the folder that holds the four IDX "
+        "files " + ", ".join(_FASHION_MNIST_FILES) + " (each plain or .gz): "
+        "path= in Python, --data-dir on the command line."
     )
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
