@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from types import SimpleNamespace
 
@@ -369,6 +370,9 @@ def test_bad_1d_regression_target_is_named_at_its_own_index(cls, value, match):
     with pytest.raises(ValueError, match=match):
         model.fit(D.X, y, epochs=1, batch_size=8)
     _assert_weights_equal(model.get_weights(), before)
+    # A target of the wrong width names the single unit in the singular.
+    with pytest.raises(ValueError, match=r"for an output layer of 1 unit$"):
+        model.fit(D.X, D.Y, epochs=1)
     # A good 1-D target trains as its (n, 1) column does.
     twin = cls([bp.Dense(4, 1)], "mse", seed=0)
     model.fit(D.X, D.Y[:, 0], epochs=2, batch_size=8)
@@ -413,50 +417,50 @@ BAD_Y = [
         "label-negative",
         _labels_with(4, -1),
         ValueError,
-        r"^y holds label -1; expected class labels in \[0, 3\) for an output layer "
-        r"of 3 units$",
+        r"^y holds label -1 at index 4; expected class labels in \[0, 3\) for an "
+        r"output layer of 3 units$",
     ),
     (
         "clf",
         "label-int32-negative",
         _labels_with(0, -7, np.int32),
         ValueError,
-        r"^y holds label -7; expected class labels in \[0, 3\)",
+        r"^y holds label -7 at index 0; expected class labels in \[0, 3\)",
     ),
     (
         "clf",
         "label-too-big",
         _labels_with(9, 3),
         ValueError,
-        r"^y holds label 3; expected class labels in \[0, 3\)",
+        r"^y holds label 3 at index 9; expected class labels in \[0, 3\)",
     ),
     (
         "clf",
         "label-uint8-255",
         _labels_with(9, 255, np.uint8),
         ValueError,
-        r"^y holds label 255; expected class labels in \[0, 3\)",
+        r"^y holds label 255 at index 9; expected class labels in \[0, 3\)",
     ),
     (
         "clf",
         "label-uint64-huge",
         _labels_with(0, 2**64 - 1, np.uint64),
         ValueError,
-        rf"^y holds label {2**64 - 1}; expected class labels in \[0, 3\)",
+        rf"^y holds label {2**64 - 1} at index 0; expected class labels in \[0, 3\)",
     ),
     (
         "clf",
         "label-int64-wraps-uint32",
         _labels_with(0, 2**32, np.int64),
         ValueError,
-        rf"^y holds label {2**32}; expected class labels in \[0, 3\)",
+        rf"^y holds label {2**32} at index 0; expected class labels in \[0, 3\)",
     ),
     (
         "clf",
         "label-float-negative",
         _labels_with(1, -1.0, np.float64),
         ValueError,
-        r"^y holds label -1\.0; expected class labels in \[0, 3\)",
+        r"^y holds label -1\.0 at index 1; expected class labels in \[0, 3\)",
     ),
     (
         "clf",
@@ -604,21 +608,29 @@ BAD_Y = [
         "above-1",
         _with(D.B, (3, 1), 1.5),
         ValueError,
-        r"^y holds 1\.5; binary_cross_entropy expects targets in \[0, 1\]$",
+        r"^y holds 1\.5 at index \(3, 1\); binary_cross_entropy expects targets in "
+        r"\[0, 1\]$",
     ),
     (
         "bce",
         "below-0",
         _with(D.B, (3, 1), -0.5),
         ValueError,
-        r"^y holds -0\.5; binary_cross_entropy expects targets in \[0, 1\]$",
+        r"^y holds -0\.5 at index \(3, 1\); binary_cross_entropy expects targets in "
+        r"\[0, 1\]$",
     ),
     (
         "bce",
         "int-2",
         np.where(D.B > 0.5, 2, 0),
         ValueError,
-        r"^y holds 2; binary_cross_entropy expects targets in \[0, 1\]$",
+        # The first entry above 1, found here independently of the check.
+        "^"
+        + re.escape(
+            f"y holds 2 at index {tuple(np.argwhere(D.B > 0.5)[0].tolist())}; "
+            "binary_cross_entropy expects targets in [0, 1]"
+        )
+        + "$",
     ),
     (
         "bce",
@@ -738,16 +750,16 @@ BAD_FIT = [
         r"^verbose must be 0, 1 or 2; got -1$",
     ),
     (
-        "verbose-bool",
-        {"verbose": True},
-        ValueError,
-        r"^verbose must be 0, 1 or 2; got True$",
-    ),
-    (
         "verbose-str",
         {"verbose": "1"},
-        ValueError,
+        TypeError,
         r"^verbose must be 0, 1 or 2; got '1'$",
+    ),
+    (
+        "verbose-float",
+        {"verbose": 1.0},
+        TypeError,
+        r"^verbose must be 0, 1 or 2; got 1\.0$",
     ),
     (
         "val-array",
@@ -816,7 +828,7 @@ BAD_FIT = [
         "val-y-label",
         {"validation_data": (D.Xv, _with(D.yv, 3, 7).astype(int))},
         ValueError,
-        r"^validation_data\[1\] holds label 7; expected class labels in "
+        r"^validation_data\[1\] holds label 7 at index 3; expected class labels in "
         r"\[0, 3\)",
     ),
     (
@@ -965,32 +977,52 @@ BAD_WEIGHTS = [
         "array",
         _GOOD[0][0],
         ValueError,
-        r"^weights must be a list of 2 \(W, b\) pairs; got array",
+        r"^weights must be a list of 2 \(W, b\) pairs; got a float32 array of shape "
+        r"\(4, 5\)$",
     ),
     (
         "one-layer",
         _GOOD[:1],
         ValueError,
-        r"^weights must be a list of 2 \(W, b\) pairs; got 1$",
+        r"^weights must be a list of 2 \(W, b\) pairs; got a list of length 1$",
     ),
     (
         "three-layers",
         _GOOD + _GOOD[:1],
         ValueError,
-        r"^weights must be a list of 2 \(W, b\) pairs; got 3$",
+        r"^weights must be a list of 2 \(W, b\) pairs; got a list of length 3$",
     ),
-    ("empty", [], ValueError, r"^weights must be a list of 2 \(W, b\) pairs; got 0$"),
+    (
+        "empty",
+        [],
+        ValueError,
+        r"^weights must be a list of 2 \(W, b\) pairs; got a list of length 0$",
+    ),
+    (
+        "flattened",
+        [a for pair in _GOOD for a in pair],
+        ValueError,
+        r"^weights must be a list of 2 \(W, b\) pairs; got a list of length 4; pair "
+        r"them as \[\(W0, b0\), \(W1, b1\), \.\.\.\], as get_weights does$",
+    ),
     (
         "last-not-pair",
         [_GOOD[0], (_GOOD[1][0],)],
         ValueError,
-        r"^weights\[1\] must be a \(W, b\) pair; got",
+        r"^weights\[1\] must be a \(W, b\) pair; got a tuple of length 1$",
+    ),
+    (
+        "last-an-array",
+        [_GOOD[0], _GOOD[1][0]],
+        ValueError,
+        r"^weights\[1\] must be a \(W, b\) pair; got a float32 array of shape "
+        r"\(5, 3\)$",
     ),
     (
         "last-triple",
         [_GOOD[0], (*_GOOD[1], _GOOD[1][1])],
         ValueError,
-        r"^weights\[1\] must be a \(W, b\) pair; got",
+        r"^weights\[1\] must be a \(W, b\) pair; got a tuple of length 3$",
     ),
     (
         "last-W-shape",

@@ -479,8 +479,9 @@ def test_a_bad_thread_variable_is_reported_on_import(value, warns):
 
 
 @pytest.mark.parametrize("cls", MODELS)
-@pytest.mark.parametrize("verbose", [0, 1, 2])
+@pytest.mark.parametrize("verbose", [0, 1, 2, False, True, np.int64(2)])
 def test_verbose_prints_each_epochs_metrics_where_keras_would(cls, verbose, capsys):
+    # As in Keras, False is 0 and True is 1.
     (X, y), _ = cli.digits_split()
     history = digits_model(cls).fit(
         X[:200], y[:200], epochs=2, batch_size=50, verbose=verbose

@@ -312,7 +312,7 @@ class Sequential:
             ``val_accuracy``).
         shuffle : bool, default True
             Reshuffle the samples every epoch with the model's generator.
-        verbose : {0, 1, 2}, default 0
+        verbose : {0, 1, 2} or bool, default 0
             Silent; a progress bar per epoch followed by that epoch's metrics,
             both on stderr where tqdm draws; or one line of metrics per epoch
             on stdout, as Keras prints it.
@@ -343,11 +343,12 @@ class Sequential:
             raise TypeError(f"optimizer must be a backprop_rs SGD; got {optimizer!r}")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be a bool; got {shuffle!r}")
-        if (
-            type(verbose) is not int
-            and (not isinstance(verbose, numbers.Integral) or isinstance(verbose, bool))
-            or (verbose not in (0, 1, 2))
-        ):
+        if isinstance(verbose, (bool, np.bool_)):
+            # As in Keras and scikit-learn: False is silent, True shows progress.
+            verbose = int(verbose)
+        if type(verbose) is not int and not isinstance(verbose, numbers.Integral):
+            raise TypeError(f"verbose must be 0, 1 or 2; got {verbose!r}")
+        if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2; got {verbose!r}")
         val = None
         if validation_data is not None:
@@ -481,15 +482,21 @@ class Sequential:
             a non-finite value; nothing changes then.
         """
         if not isinstance(weights, (list, tuple)) or len(weights) != len(self.layers):
-            got = len(weights) if isinstance(weights, (list, tuple)) else weights
+            hint = ""
+            if isinstance(weights, (list, tuple)) and len(weights) == 2 * len(
+                self.layers
+            ):
+                hint = "; pair them as [(W0, b0), (W1, b1), ...], as get_weights does"
             raise ValueError(
                 f"weights must be a list of {len(self.layers)} (W, b) pairs; "
-                f"got {got!r}"
+                f"got {_validation.kind(weights)}{hint}"
             )
         checked = []
         for i, (pair, layer) in enumerate(zip(weights, self.layers)):
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise ValueError(f"weights[{i}] must be a (W, b) pair; got {pair!r}")
+                raise ValueError(
+                    f"weights[{i}] must be a (W, b) pair; got {_validation.kind(pair)}"
+                )
             w = _validation.as_numeric_array(pair[0], f"weights[{i}][0]")
             b = _validation.as_numeric_array(pair[1], f"weights[{i}][1]")
             expected_w = (layer.in_features, layer.out_features)

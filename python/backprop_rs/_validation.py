@@ -36,6 +36,20 @@ def describe(a: np.ndarray) -> str:
     return f"{a.dtype} array of shape {a.shape}"
 
 
+def kind(value: Any) -> str:
+    """What ``value`` is, for an error message, without printing its contents."""
+    if isinstance(value, np.ndarray):
+        return f"a {describe(value)}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
+def _units(n: int) -> str:
+    return f"{n} unit" if n == 1 else f"{n} units"
+
+
 def as_numeric_array(value: Any, name: str) -> np.ndarray:
     """``value`` as a numpy array of a real numeric dtype, or ``TypeError``."""
     if value is None:
@@ -186,10 +200,11 @@ def check_targets(
             if as_u32 is not None:
                 return as_u32, None
         if low < 0 or high >= n_outputs:
-            bad = low if low < 0 else high
+            at = int(np.flatnonzero((a < 0) | (a >= n_outputs))[0])
             raise ValueError(
-                f"{name} holds label {bad}; expected class labels in "
-                f"[0, {n_outputs}) for an output layer of {n_outputs} units"
+                f"{name} holds label {a[at].item()} at index {at}; expected class "
+                f"labels in [0, {n_outputs}) for an output layer of "
+                f"{_units(n_outputs)}"
             )
         return _c_aligned(a, np.dtype(np.uint32)), None
 
@@ -198,7 +213,7 @@ def check_targets(
         if n_outputs != 1:
             raise ValueError(
                 f"{name} has shape {a.shape}, but the output layer has "
-                f"{n_outputs} units; expected shape ({n_samples}, {n_outputs})"
+                f"{_units(n_outputs)}; expected shape ({n_samples}, {n_outputs})"
             )
         a = a.reshape(-1, 1)
     if a.shape[1] != n_outputs:
@@ -207,12 +222,14 @@ def check_targets(
             labels = f" or class labels of shape ({n_samples},)"
         raise ValueError(
             f"{name} has shape {a.shape}; expected ({n_samples}, {n_outputs}){labels} "
-            f"for an output layer of {n_outputs} units"
+            f"for an output layer of {_units(n_outputs)}"
         )
     if loss == "binary_cross_entropy" and (a.min() < 0 or a.max() > 1):
-        bad = a.min() if a.min() < 0 else a.max()
+        pos = tuple(int(i) for i in np.argwhere((a < 0) | (a > 1))[0])
+        where = pos[0] if one_d else pos
         raise ValueError(
-            f"{name} holds {bad.item()}; binary_cross_entropy expects targets in [0, 1]"
+            f"{name} holds {a[pos].item()} at index {where}; binary_cross_entropy "
+            "expects targets in [0, 1]"
         )
     if loss == "cross_entropy":
         _check_distributions(a, name)
