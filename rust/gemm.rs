@@ -328,32 +328,7 @@ pub fn matmul_then<T: Real>(
     c: &mut [T],
     then: impl Fn(&mut Block<'_, T>) + Sync,
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    let a = Operand {
-        ptr: a.as_ptr(),
-        rs: s(k),
-        cs: 1,
-    };
-    let b = Operand {
-        ptr: b.as_ptr(),
-        rs: s(n),
-        cs: 1,
-    };
-    // SAFETY: the lengths were checked above; `c` is a unique borrow.
-    unsafe {
-        product(
-            m,
-            k,
-            n,
-            a,
-            b,
-            Output {
-                ptr: c.as_mut_ptr(),
-                rs: s(n),
-            },
-            &then,
-        )
-    }
+    strided(m, k, n, (a, s(k), 1), (b, s(n), 1), c, &then);
 }
 
 /// `C (m x n) = A^T B`, where `a` holds A as `k x m` and `b` holds B as `k x n`.
@@ -379,32 +354,7 @@ pub fn matmul_tn_then<T: Real>(
     c: &mut [T],
     then: impl Fn(&mut Block<'_, T>) + Sync,
 ) {
-    assert!(a.len() >= k * m && b.len() >= k * n && c.len() >= m * n);
-    let a = Operand {
-        ptr: a.as_ptr(),
-        rs: 1,
-        cs: s(m),
-    };
-    let b = Operand {
-        ptr: b.as_ptr(),
-        rs: s(n),
-        cs: 1,
-    };
-    // SAFETY: the lengths were checked above; `c` is a unique borrow.
-    unsafe {
-        product(
-            m,
-            k,
-            n,
-            a,
-            b,
-            Output {
-                ptr: c.as_mut_ptr(),
-                rs: s(n),
-            },
-            &then,
-        )
-    }
+    strided(m, k, n, (a, 1, s(m)), (b, s(n), 1), c, &then);
 }
 
 /// `C (m x n) = A B^T`, where `a` holds A as `m x k` and `b` holds B as `n x k`.
@@ -430,32 +380,43 @@ pub fn matmul_nt_then<T: Real>(
     c: &mut [T],
     then: impl Fn(&mut Block<'_, T>) + Sync,
 ) {
-    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
+    strided(m, k, n, (a, s(k), 1), (b, 1, s(k)), c, &then);
+}
+
+/// `C (m x n, row-major) = A B` with A and B read through the row and column
+/// strides given with each, then `then` on each block of `C`.
+///
+/// # Panics
+///
+/// If a slice is shorter than its shape requires. The strides are those of a
+/// dense `m x k` (or `k x m`) and `k x n` (or `n x k`) matrix, so these
+/// lengths bound every element read.
+fn strided<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    (a, a_rs, a_cs): (&[T], isize, isize),
+    (b, b_rs, b_cs): (&[T], isize, isize),
+    c: &mut [T],
+    then: &(dyn Fn(&mut Block<'_, T>) + Sync),
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     let a = Operand {
         ptr: a.as_ptr(),
-        rs: s(k),
-        cs: 1,
+        rs: a_rs,
+        cs: a_cs,
     };
     let b = Operand {
         ptr: b.as_ptr(),
-        rs: 1,
-        cs: s(k),
+        rs: b_rs,
+        cs: b_cs,
+    };
+    let c = Output {
+        ptr: c.as_mut_ptr(),
+        rs: s(n),
     };
     // SAFETY: the lengths were checked above; `c` is a unique borrow.
-    unsafe {
-        product(
-            m,
-            k,
-            n,
-            a,
-            b,
-            Output {
-                ptr: c.as_mut_ptr(),
-                rs: s(n),
-            },
-            &then,
-        )
-    }
+    unsafe { product(m, k, n, a, b, c, then) }
 }
 
 #[cfg(test)]
