@@ -3,10 +3,10 @@
 //! Shapes: `W` is `fan_in x fan_out` (as scikit-learn's `coefs_`), `b` is `fan_out`,
 //! a batch of `rows` samples gives `Z` and `A` of `rows x fan_out`.
 
-use crate::activation::Activation;
-use crate::error::{zeros, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::activation::Activation;
+use crate::error::{zeros, Result};
 use crate::gemm::{matmul, matmul_nt, matmul_nt_then, matmul_then, matmul_tn_then};
 use crate::real::Real;
 use crate::train::finite;

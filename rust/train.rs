@@ -253,6 +253,8 @@ pub(crate) fn finite<T: Real>(values: &[T]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::activation::Activation;
+    use crate::loss::Loss;
 
     #[test]
     fn shuffled_order_is_a_permutation_fixed_by_its_seed() {
@@ -282,8 +284,6 @@ mod tests {
             }
         }
     }
-    use crate::activation::Activation;
-    use crate::loss::Loss;
 
     fn regression_net() -> Network<f64> {
         let specs = [(2, 3, Activation::Tanh), (3, 1, Activation::Identity)];
